@@ -1,0 +1,31 @@
+# Two commands for a new user: `make demo` and `make test`. Each installs what it needs itself:
+# a pinned uv in .tools/, then the locked environment in .venv/ (uv.lock).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test test-e2e bench clean
+
+$(UV):
+	@echo "==> installing uv $(UV_VERSION) into .tools/"
+	@$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock scripts/setup-system.sh
+	@echo "==> installing the locked environment into $(VENV)/"
+	@bash scripts/setup-system.sh
+	@UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@$(PY) -m arrears.demo $(ARGS)
+
+test: install
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/ .pytest_cache

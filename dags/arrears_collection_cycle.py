@@ -1,0 +1,67 @@
+"""The daily collection cycle: wiring only; the steps live in plugins/arrears."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from arrears import orchestration as steps
+
+TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
+
+default_args = {
+    "owner": "collections-ops",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+}
+
+
+@dag(
+    dag_id="arrears_collection_cycle",
+    # 08:30 local: the billing extract lands overnight, messages go out inside the contact window.
+    schedule=CronTriggerTimetable("30 8 * * *", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["arrears", "collections"],
+    params={
+        "encoding": Param("utf-8", enum=["utf-8", "gb18030"], description="landing files' encoding"),
+        "allow_contact": Param(False, type="boolean",
+                               description="let a backfill (replay) send messages and serve notices"),
+        "portfolio": Param("default", type="string", description="policy file include/policy/<portfolio>.toml"),
+        "landing_wait_minutes": Param(360, type="integer", minimum=0,
+                                      description="how long to wait for the landing folder"),
+    },
+    doc_md=__doc__,
+)
+def arrears_collection_cycle():
+    @task.sensor(poke_interval=60, mode="reschedule", timeout=timedelta(days=1))
+    def wait_for_landing(**context) -> bool:
+        return steps.landing_ready(context)
+
+    @task
+    def ingest(**context) -> dict:
+        return steps.ingest(context)
+
+    @task
+    def stage(**context) -> dict:
+        return steps.stage(context)
+
+    @task
+    def decide(**context) -> dict:
+        return steps.decide(context)
+
+    @task
+    def publish(**context) -> dict:
+        return steps.publish(context)
+
+    wait_for_landing() >> ingest() >> stage() >> decide() >> publish()
+
+
+arrears_collection_cycle()

@@ -1,0 +1,1 @@
+"""arrears: the domain package behind the collection-cycle DAGs."""

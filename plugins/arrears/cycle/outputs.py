@@ -1,0 +1,96 @@
+"""The cycle's files under <outbox>/<D>/: decisions.csv and cycle_summary.json (CONTRACT §3).
+
+Every file is written whole to a temporary name and renamed into place, so a crash never leaves a
+half file that looks complete, and the same state always gives the same bytes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from arrears.model import ACTIONS, HOLDS, STAGES
+from arrears.money import format_fen
+
+DECISION_COLUMNS = ("account_id", "stage", "dpd", "outstanding", "late_fee", "actions", "holds")
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def csv_bytes(header: tuple[str, ...], rows) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def cycle_folder(outbox: Path, cycle_date: date) -> Path:
+    return outbox / cycle_date.isoformat()
+
+
+def write_decisions_csv(engine: Engine, outbox: Path, cycle_date: date) -> Path:
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT account_id, stage, dpd, outstanding_fen, late_fee_fen, actions, holds"
+            " FROM decisions WHERE cycle_date = :d"), {"d": cycle_date}).all()
+    rows.sort(key=lambda r: r[0])  # byte order, whatever the database's collation
+    body = csv_bytes(DECISION_COLUMNS, ((a, s, dpd, format_fen(o), format_fen(f), acts, holds)
+                                        for a, s, dpd, o, f, acts, holds in rows))
+    return write_atomic(cycle_folder(outbox, cycle_date) / "decisions.csv", body)
+
+
+def decision_counts(engine: Engine, cycle_date: date) -> dict:
+    """Counts and amounts by stage, action and hold for D's decisions."""
+    by_stage = {s: 0 for s in STAGES}
+    amount_by_stage = {s: 0 for s in STAGES}
+    by_action = {a: 0 for a in ACTIONS}
+    by_hold = {h: 0 for h in HOLDS}
+    replay = False
+    with engine.connect() as conn:
+        for stage, outstanding, actions, holds, is_replay in conn.execute(text(
+                "SELECT stage, outstanding_fen, actions, holds, replay FROM decisions"
+                " WHERE cycle_date = :d"), {"d": cycle_date}):
+            by_stage[stage] += 1
+            amount_by_stage[stage] += outstanding
+            replay = replay or bool(is_replay)
+            for a in filter(None, actions.split(";")):
+                by_action[a] += 1
+            for h in filter(None, holds.split(";")):
+                by_hold[h] += 1
+        quarantined = conn.execute(text("SELECT COUNT(*) FROM quarantine WHERE cycle_date = :d"),
+                                   {"d": cycle_date}).scalar_one()
+    return {
+        "accounts": sum(by_stage.values()),
+        "quarantined": quarantined,
+        "by_stage": by_stage,
+        "outstanding_by_stage": {s: format_fen(v) for s, v in amount_by_stage.items()},
+        "by_action": by_action,
+        "by_hold": by_hold,
+        "replay": replay,
+    }
+
+
+def write_summary(outbox: Path, cycle_date: date, summary: dict) -> Path:
+    body = json.dumps({"cycle_date": cycle_date.isoformat(), **summary}, ensure_ascii=False,
+                      indent=2, sort_keys=True) + "\n"
+    return write_atomic(cycle_folder(outbox, cycle_date) / "cycle_summary.json", body.encode("utf-8"))

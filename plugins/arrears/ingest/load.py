@@ -1,0 +1,234 @@
+"""Load one landing folder into the collection database, all or nothing.
+
+The extract of D (accounts, open items, quarantine, payment sightings) is replaced whole, so a
+re-delivered folder gives the same state. Payments and case events are remembered by key across
+cycles: a key seen again with the same content is the same record; with other content the later
+row is quarantined.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, text
+
+from arrears.ingest import validate as v
+from arrears.ingest.read import FileError, read_rows, sha256_of
+
+log = logging.getLogger(__name__)
+CHUNK = 5000
+
+
+class IngestError(RuntimeError):
+    """The delivery cannot be ingested; nothing was changed."""
+
+
+@dataclass
+class IngestResult:
+    cycle_date: date
+    fingerprint: str
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    contact_gaps: int = 0
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+
+def _raw(row: dict) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow([row.get(k) or "" for k in row if k != "__extra__"])
+    return out.getvalue().strip()
+
+
+class _Batch:
+    """Rows for one INSERT, flushed every CHUNK rows (executemany keeps memory flat)."""
+
+    def __init__(self, conn: Connection, statement: str):
+        self.conn, self.statement, self.rows = conn, text(statement), []
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.conn.execute(self.statement, self.rows)
+            self.rows = []
+
+
+def _insert(table: str, columns: Iterable[str]) -> str:
+    cols = list(columns)
+    return (f"INSERT INTO {table} ({', '.join(cols)}) "
+            f"VALUES ({', '.join(':' + c for c in cols)})")
+
+
+class _Loader:
+    def __init__(self, conn: Connection, folder: Path, cycle_date: date, tz: ZoneInfo, encoding: str):
+        self.conn, self.folder, self.cycle_date, self.tz = conn, folder, cycle_date, tz
+        self.encoding = encoding
+        self.result = IngestResult(cycle_date, "")
+        self.quarantine = _Batch(conn, _insert("quarantine", ("cycle_date", "file", "line", "reason", "raw")))
+
+    def rows(self, name: str, clean: Callable[[dict], dict]):
+        """Validated rows of one file; bad rows and later duplicate keys go to quarantine."""
+        seen: set[str] = set()
+        good = bad = 0
+        for line, row in read_rows(self.folder / name, v.REQUIRED_COLUMNS[name], self.encoding):
+            try:
+                record = clean(row)
+                key = record[v.KEY_COLUMN[name]]
+                if key in seen:
+                    raise v.RowError(f"duplicate {v.KEY_COLUMN[name]} {key!r} (the first row wins)")
+                seen.add(key)
+            except v.RowError as exc:
+                bad += 1
+                self.quarantine.add({"cycle_date": self.cycle_date, "file": name, "line": line,
+                                     "reason": str(exc), "raw": _raw(row)})
+                continue
+            good += 1
+            yield line, row, record
+        self.result.rows[name], self.result.quarantined[name] = good, bad
+
+    def reject(self, name: str, line: int, row: dict, reason: str) -> None:
+        self.result.rows[name] -= 1
+        self.result.quarantined[name] += 1
+        self.quarantine.add({"cycle_date": self.cycle_date, "file": name, "line": line,
+                             "reason": reason, "raw": _raw(row)})
+
+    def clear_previous_delivery(self) -> None:
+        d = {"d": self.cycle_date}
+        for statement in (
+            "DELETE FROM extract_accounts WHERE cycle_date = :d",
+            "DELETE FROM extract_bills WHERE cycle_date = :d",
+            "DELETE FROM quarantine WHERE cycle_date = :d",
+            "DELETE FROM payment_sightings WHERE cycle_date = :d",
+            "DELETE FROM payments WHERE first_seen = :d AND payment_id NOT IN "
+            "(SELECT payment_id FROM payment_sightings)",
+            "DELETE FROM case_events WHERE first_seen = :d",
+            "DELETE FROM deliveries WHERE cycle_date = :d",
+        ):
+            self.conn.execute(text(statement), d)
+
+    def load_accounts(self) -> set[str]:
+        batch = _Batch(self.conn, _insert("extract_accounts", ("cycle_date", *_ACCOUNT_COLUMNS)))
+        ids: set[str] = set()
+        for _, row, record in self.rows("accounts.csv", v.account_row):
+            ids.add(record["account_id"])
+            if (row.get("email") or "").strip() and not record["email"] or \
+                    (row.get("mobile") or "").strip() and not record["mobile"]:
+                self.result.contact_gaps += 1
+            batch.add({"cycle_date": self.cycle_date, **record})
+        batch.flush()
+        return ids
+
+    def load_bills(self, accounts: set[str]) -> dict[str, str]:
+        batch = _Batch(self.conn, _insert("extract_bills", ("cycle_date", "bill_id", "account_id",
+                                                          "bill_period", "amount_fen", "due_date")))
+        bills: dict[str, str] = {}
+        for _, _, record in self.rows("open_items.csv", lambda r: v.bill_row(r, accounts)):
+            bills[record["bill_id"]] = record["account_id"]
+            batch.add({"cycle_date": self.cycle_date, **record})
+        batch.flush()
+        return bills
+
+    def load_remembered(self, name: str, table: str, key: str, clean: Callable[[dict], dict],
+                        compare: tuple[str, ...], sightings: _Batch | None) -> None:
+        """Payments / case events: insert new keys, accept identical repeats, quarantine others."""
+        if not (self.folder / name).exists():
+            self.result.rows[name] = self.result.quarantined[name] = 0
+            return
+        batch = _Batch(self.conn, _insert(table, (*compare, "first_seen")))
+        pending: list[tuple[int, dict, dict]] = []
+
+        def settle():
+            keys = [rec[key] for _, _, rec in pending]
+            known = {}
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                params = {f"k{j}": k for j, k in enumerate(part)}
+                found = self.conn.execute(text(
+                    f"SELECT {', '.join(compare)} FROM {table} WHERE {key} IN "
+                    f"({', '.join(':' + p for p in params)})"), params).mappings()
+                known.update({r[key]: r for r in found})
+            for line, row, rec in pending:
+                old = known.get(rec[key])
+                if old is not None and any(_norm(old[c]) != _norm(rec[c]) for c in compare):
+                    self.reject(name, line, row, f"{key} {rec[key]!r} was recorded before with "
+                                                 f"other content (the first sighting wins)")
+                    continue
+                if old is None:
+                    batch.add({**rec, "first_seen": self.cycle_date})
+                if sightings is not None:
+                    sightings.add({"cycle_date": self.cycle_date, "payment_id": rec[key]})
+            batch.flush()
+            if sightings is not None:
+                sightings.flush()
+            pending.clear()
+
+        for item in self.rows(name, clean):
+            pending.append(item)
+            if len(pending) >= CHUNK:
+                settle()
+        settle()
+
+
+_ACCOUNT_COLUMNS = ("account_id", "holder_name", "customer_class", "service_address", "email",
+                    "mobile", "language", "protections", "opt_out")
+_PAYMENT_COLUMNS = ("payment_id", "account_id", "bill_id", "amount_fen", "paid_at", "paid_on")
+_EVENT_COLUMNS = ("event_id", "account_id", "event_type", "effective_date", "amount_fen",
+                  "until_date", "note")
+
+
+def _norm(value) -> str:
+    return "" if value is None else str(value)
+
+
+def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "Asia/Shanghai",
+                    encoding: str = "utf-8") -> IngestResult:
+    """Load ``<landing>/<D>/`` for cycle date D; raise IngestError and change nothing if a file
+    is unreadable or lacks a required column."""
+    for name in ("accounts.csv", "open_items.csv"):
+        if not (folder / name).is_file():
+            raise IngestError(f"{folder}: required file {name} is missing")
+    present = sorted(p.name for p in folder.glob("*.csv") if p.name in v.REQUIRED_COLUMNS)
+    files = {name: {"sha256": sha256_of(folder / name)} for name in present}
+    fingerprint = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    try:
+        with engine.begin() as conn:
+            loader = _Loader(conn, folder, cycle_date, ZoneInfo(tz), encoding)
+            loader.clear_previous_delivery()
+            accounts = loader.load_accounts()
+            bills = loader.load_bills(accounts)
+            loader.load_remembered(
+                "payments.csv", "payments", "payment_id",
+                lambda r: v.payment_row(r, accounts, bills, cycle_date, loader.tz),
+                _PAYMENT_COLUMNS,
+                _Batch(conn, _insert("payment_sightings", ("cycle_date", "payment_id"))))
+            loader.load_remembered("case_events.csv", "case_events", "event_id",
+                                   lambda r: v.event_row(r, accounts), _EVENT_COLUMNS, None)
+            loader.quarantine.flush()
+            result = loader.result
+            result.fingerprint = fingerprint
+            for name in present:
+                files[name].update(rows=result.rows.get(name, 0),
+                                   quarantined=result.quarantined.get(name, 0))
+            conn.execute(text(_insert("deliveries", ("cycle_date", "fingerprint", "files", "ingested_at"))),
+                         {"cycle_date": cycle_date, "fingerprint": fingerprint,
+                          "files": json.dumps(files, sort_keys=True),
+                          "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    except FileError as exc:
+        raise IngestError(f"{folder}/{exc} - nothing was loaded; fix or re-deliver the file "
+                          f"and clear the task to retry") from None
+    log.info("ingested %s: rows %s, quarantined %s", folder, result.rows, result.quarantined)
+    return result

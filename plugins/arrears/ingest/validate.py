@@ -1,0 +1,157 @@
+"""Row validation for the billing extract: each function returns a clean row or raises RowError.
+
+Pure functions: the file layer (read.py) and the loader (load.py) do the I/O.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from arrears.model import CUSTOMER_CLASSES, EVENT_TYPES, LANGUAGES, PROTECTIONS
+from arrears.money import AmountError, parse_fen
+
+
+class RowError(ValueError):
+    """Why a row goes to quarantine."""
+
+
+REQUIRED_COLUMNS = {
+    "accounts.csv": ("account_id", "holder_name", "customer_class"),
+    "open_items.csv": ("bill_id", "account_id", "bill_period", "amount_due", "due_date"),
+    "payments.csv": ("payment_id", "account_id", "amount", "paid_at"),
+    "case_events.csv": ("event_id", "account_id", "event_type", "effective_date"),
+}
+KEY_COLUMN = {"accounts.csv": "account_id", "open_items.csv": "bill_id",
+              "payments.csv": "payment_id", "case_events.csv": "event_id"}
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_CN_MOBILE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def required(row: dict, column: str) -> str:
+    value = (row.get(column) or "").strip()
+    if not value:
+        raise RowError(f"{column} is blank")
+    return value
+
+
+def parse_date(row: dict, column: str, *, optional: bool = False) -> date | None:
+    value = (row.get(column) or "").strip()
+    if not value:
+        if optional:
+            return None
+        raise RowError(f"{column} is blank")
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise RowError(f"{column} {value!r} is not a date YYYY-MM-DD")
+
+
+def positive_fen(row: dict, column: str) -> int:
+    try:
+        fen = parse_fen(row.get(column) or "")
+    except AmountError as exc:
+        raise RowError(f"{column}: {exc}") from None
+    if fen <= 0:
+        raise RowError(f"{column} {row.get(column)!r} is not positive")
+    return fen
+
+
+def enum(row: dict, column: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+    value = (row.get(column) or "").strip()
+    if not value and default is not None:
+        return default
+    if value not in allowed:
+        raise RowError(f"{column} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def enum_list(row: dict, column: str, allowed: tuple[str, ...]) -> str:
+    items = [i.strip() for i in (row.get(column) or "").split(";") if i.strip()]
+    bad = [i for i in items if i not in allowed]
+    if bad:
+        raise RowError(f"{column} has {', '.join(map(repr, bad))}, not one of {', '.join(allowed)}")
+    return ";".join(sorted(set(items)))
+
+
+def clean_email(text: str) -> str:
+    """A valid address, or '' (an invalid address is a contact gap, not an error)."""
+    text = (text or "").strip()
+    return text if len(text) <= 254 and _EMAIL.match(text) else ""
+
+
+def clean_mobile(text: str) -> str:
+    """E.164 ('+8613912345678') from a CN 11-digit or E.164 number, or '' when invalid."""
+    text = re.sub(r"[\s-]", "", text or "")
+    if m := _CN_MOBILE.match(text):
+        return "+86" + m.group(1)
+    return text if _E164.match(text) else ""
+
+
+def account_row(row: dict) -> dict:
+    return {
+        "account_id": required(row, "account_id"),
+        "holder_name": required(row, "holder_name"),
+        "customer_class": enum(row, "customer_class", CUSTOMER_CLASSES),
+        "service_address": (row.get("service_address") or "").strip(),
+        "email": clean_email(row.get("email", "")),
+        "mobile": clean_mobile(row.get("mobile", "")),
+        "language": enum(row, "language", LANGUAGES, default="zh-CN"),
+        "protections": enum_list(row, "protections", PROTECTIONS),
+        "opt_out": enum_list(row, "opt_out", ("email", "sms")),
+    }
+
+
+def bill_row(row: dict, accounts: set[str]) -> dict:
+    account_id = required(row, "account_id")
+    if account_id not in accounts:
+        raise RowError(f"account_id {account_id!r} is not in accounts.csv")
+    period = required(row, "bill_period")
+    if not _PERIOD.match(period):
+        raise RowError(f"bill_period {period!r} is not YYYY-MM")
+    return {"bill_id": required(row, "bill_id"), "account_id": account_id, "bill_period": period,
+            "amount_fen": positive_fen(row, "amount_due"), "due_date": parse_date(row, "due_date")}
+
+
+def payment_row(row: dict, accounts: set[str], bills: dict[str, str], cycle_date: date,
+                tz: ZoneInfo) -> dict:
+    account_id = required(row, "account_id")
+    if account_id not in accounts:
+        raise RowError(f"account_id {account_id!r} is not in accounts.csv")
+    bill_id = (row.get("bill_id") or "").strip()
+    if bill_id and bills.get(bill_id) != account_id:
+        raise RowError(f"bill_id {bill_id!r} is not an open item of account {account_id!r}")
+    paid_at_text = required(row, "paid_at")
+    try:
+        paid_at = datetime.fromisoformat(paid_at_text)
+    except ValueError:
+        raise RowError(f"paid_at {paid_at_text!r} is not ISO 8601") from None
+    if paid_at.tzinfo is None:
+        raise RowError(f"paid_at {paid_at_text!r} has no UTC offset")
+    paid_on = paid_at.astimezone(tz).date()
+    if paid_on >= cycle_date:
+        raise RowError(f"paid_at {paid_at_text!r} is not on {cycle_date} - 1 or earlier")
+    return {"payment_id": required(row, "payment_id"), "account_id": account_id,
+            "bill_id": bill_id, "amount_fen": positive_fen(row, "amount"),
+            "paid_at": paid_at_text, "paid_on": paid_on}
+
+
+def event_row(row: dict, accounts: set[str]) -> dict:
+    account_id = required(row, "account_id")
+    if account_id not in accounts:
+        raise RowError(f"account_id {account_id!r} is not in accounts.csv")
+    event_type = enum(row, "event_type", EVENT_TYPES)
+    until = parse_date(row, "until_date", optional=True)
+    if event_type in ("promise_to_pay", "payment_plan") and until is None:
+        raise RowError(f"{event_type} needs an until_date")
+    amount = positive_fen(row, "amount") if (row.get("amount") or "").strip() else None
+    if event_type == "promise_to_pay" and amount is None:
+        raise RowError("promise_to_pay needs an amount")
+    return {"event_id": required(row, "event_id"), "account_id": account_id,
+            "event_type": event_type, "effective_date": parse_date(row, "effective_date"),
+            "amount_fen": amount, "until_date": until, "note": (row.get("note") or "").strip()}

@@ -1,0 +1,94 @@
+"""The domain's records: what the extract says, what earlier cycles did, what the policy decides."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+STAGES = ("current", "reminder", "formal_notice", "escalation")
+CHANNELS = ("email", "sms")
+# Contract order of the `actions` list (CONTRACT §3).
+ACTIONS = (
+    "email", "sms", "call_list", "credit_prenotice", "lawyer_letter", "credit_report",
+    "disconnection_notice", "disconnection_order", "field_visit",
+)
+# Contract order of the holds table (CONTRACT §2).
+HOLDS = (
+    "disputed", "promise_to_pay", "payment_plan", "deceased", "protected_medical",
+    "protected_winter", "opt_out_email", "opt_out_sms", "below_threshold",
+)
+# Message kinds, consolidated into one message per channel per day.
+MESSAGE_KINDS = ("reminder", "formal_notice", "credit_prenotice", "disconnection_notice",
+                 "disconnection_cancelled")
+EVENT_TYPES = ("dispute_opened", "dispute_closed", "promise_to_pay", "payment_plan",
+               "plan_broken", "deceased")
+PROTECTIONS = ("medical_device", "low_income", "five_guarantee")
+CUSTOMER_CLASSES = ("residential", "non_residential")
+LANGUAGES = ("zh-CN", "en")
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    holder_name: str
+    customer_class: str
+    service_address: str = ""
+    email: str = ""          # already validated: blank when missing or invalid
+    mobile: str = ""         # already normalised to E.164: blank when missing or invalid
+    language: str = "zh-CN"
+    protections: frozenset[str] = frozenset()
+    opt_out: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class OpenBill:
+    """A bill as it stands on the cycle date, after that day's payments were applied."""
+    bill_id: str
+    bill_period: str         # YYYY-MM
+    due_date: date
+    open_fen: int
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    event_id: str
+    event_type: str
+    effective_date: date
+    amount_fen: int | None = None
+    until_date: date | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A disconnection notice served by an earlier cycle and still pending."""
+    notice_id: str
+    served_on: date
+    earliest_disconnection: date
+
+
+@dataclass(frozen=True)
+class History:
+    """What earlier, non-replay cycles (strictly before D) decided for the account."""
+    previous_stage: str | None = None
+    stage_entered_on: date | None = None           # of previous_stage
+    messages: tuple[tuple[date, str], ...] = ()    # (cycle date, channel) of every message
+    prenotices: tuple[date, ...] = ()
+    lawyer_letters: tuple[date, ...] = ()
+    credit_reports: tuple[date, ...] = ()
+    pending_notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    account_id: str
+    cycle_date: date
+    stage: str
+    stage_entered_on: date
+    dpd: int
+    outstanding_fen: int
+    late_fee_fen: int
+    actions: tuple[str, ...]
+    holds: tuple[str, ...]
+    message_kinds: tuple[str, ...]
+    reasons: tuple[str, ...]          # one rule code per action taken or withheld
+    policy_version: str
+    bill_fees: tuple[tuple[str, int, int], ...] = field(default=())  # (bill_id, days, fee fen)

@@ -1,0 +1,111 @@
+"""The glue between Airflow task contexts and the domain's steps.
+
+DAG files call these functions and nothing else; each one reads the run from the task context,
+does one step of the cycle, logs a short summary and returns a small JSON-able dict for XCom.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from arrears.cycle import decide as decide_step
+from arrears.cycle import outputs
+from arrears.cycle.run import CycleRun, cycle_date_of
+from arrears.db import connect
+from arrears.ingest import ingest_delivery
+from arrears.policy import load_policy
+from arrears.policy.business_days import BusinessCalendar
+from arrears.settings import Settings
+
+log = logging.getLogger("arrears")
+REQUIRED_FILES = ("accounts.csv", "open_items.csv")
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.load()
+
+
+def engine() -> Engine:
+    return connect(settings().db_url)
+
+
+def run_from_context(context) -> CycleRun:
+    dag_run = context["dag_run"]
+    params = context.get("params") or {}
+    ti = context.get("ti")
+    return CycleRun(
+        cycle_date=cycle_date_of(context.get("logical_date"), getattr(dag_run, "run_after", None),
+                                 settings().timezone),
+        run_id=dag_run.run_id,
+        run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+        allow_contact=bool(params.get("allow_contact", False)),
+        try_number=getattr(ti, "try_number", 1) or 1,
+        task_id=getattr(ti, "task_id", ""),
+    )
+
+
+def landing_folder(run: CycleRun) -> Path:
+    return settings().landing / run.cycle_date.isoformat()
+
+
+def landing_ready(context) -> bool:
+    """Sensor body: True once the folder has its required files; fails after the deadline."""
+    run = run_from_context(context)
+    folder = landing_folder(run)
+    if all((folder / name).is_file() for name in REQUIRED_FILES):
+        return True
+    wait = timedelta(minutes=int((context.get("params") or {}).get("landing_wait_minutes", 360)))
+    started = context["dag_run"].start_date or datetime.now(timezone.utc)
+    if datetime.now(timezone.utc) - started > wait:
+        from airflow.sdk.exceptions import AirflowFailException
+        raise AirflowFailException(
+            f"landing folder {folder} with {', '.join(REQUIRED_FILES)} did not arrive within "
+            f"{wait}: ask the billing team to deliver it, then clear this task")
+    log.info("waiting for %s (%s)", folder, ", ".join(REQUIRED_FILES))
+    return False
+
+
+def ingest(context) -> dict:
+    run = run_from_context(context)
+    encoding = (context.get("params") or {}).get("encoding", "utf-8")
+    result = ingest_delivery(engine(), landing_folder(run), run.cycle_date, settings().timezone,
+                             encoding)
+    summary = {"cycle_date": run.cycle_date.isoformat(), "fingerprint": result.fingerprint,
+               "rows": result.rows, "quarantined": result.quarantined,
+               "contact_gaps": result.contact_gaps}
+    log.info("ingest summary: %s", summary)
+    return summary
+
+
+def stage(context) -> dict:
+    run = run_from_context(context)
+    bills = decide_step.stage_bills(engine(), run.cycle_date)
+    log.info("staged %d bills for %s", bills, run.cycle_date)
+    return {"bills": bills}
+
+
+def decide(context) -> dict:
+    run = run_from_context(context)
+    policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
+    result = decide_step.decide_cycle(engine(), run, policy, BusinessCalendar())
+    summary = {"accounts": result.accounts, "by_stage": result.by_stage, "replay": run.replay,
+               "policy_version": policy.version}
+    log.info("decision summary: %s", summary)
+    return summary
+
+
+def publish(context) -> dict:
+    """decisions.csv and cycle_summary.json for the day."""
+    run = run_from_context(context)
+    eng, outbox = engine(), settings().outbox
+    decisions = outputs.write_decisions_csv(eng, outbox, run.cycle_date)
+    summary = outputs.decision_counts(eng, run.cycle_date)
+    summary["replay"] = run.replay
+    path = outputs.write_summary(outbox, run.cycle_date, summary)
+    log.info("published %s and %s", decisions, path)
+    return {"decisions": str(decisions), "summary": str(path)}

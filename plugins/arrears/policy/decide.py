@@ -1,0 +1,168 @@
+"""One account's decision for cycle date D, from what was known as of D.
+
+The steps, each a rule code in ``Decision.reasons`` so an auditor can read why:
+stage from DPD -> holds -> messages (contact limits) -> escalation actions -> disconnection.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+
+from arrears.model import ACTIONS, CHANNELS, HOLDS, Account, CaseEvent, Decision, History, OpenBill
+from arrears.policy.config import Policy
+from arrears.policy.holds import STOPS_CONTACT, STOPS_DISCONNECTION, STOPS_ESCALATION, STOPS_MESSAGES, active_holds
+from arrears.policy.late_fee import account_late_fee
+from arrears.policy.stages import days_past_due, stage_for
+
+EarliestDisconnection = Callable[[date], date]
+
+
+def _stage_entered_on(stage: str, history: History, cycle_date: date) -> date:
+    if history.previous_stage == stage and history.stage_entered_on is not None:
+        return history.stage_entered_on
+    return cycle_date
+
+
+def _channel_address(account: Account, channel: str) -> str:
+    return account.email if channel == "email" else account.mobile
+
+
+def plan_channels(account: Account, holds: set[str], history: History, stage_entered_on: date,
+                  cycle_date: date, policy: Policy, reasons: list[str]) -> list[str]:
+    """The channels a message may go out on today under the contact limits of CONTRACT §2."""
+    if holds & STOPS_MESSAGES:
+        reasons.append("no_messages:" + "+".join(sorted(holds & STOPS_MESSAGES)))
+        return []
+    cap_start = cycle_date - timedelta(days=policy.contact_cap_days - 1)
+    sent_in_cap = sum(1 for day, _ in history.messages if cap_start <= day < cycle_date)
+    channels: list[str] = []
+    for channel in CHANNELS:
+        if channel in account.opt_out:
+            reasons.append(f"{channel}:opted_out")
+            continue
+        if not _channel_address(account, channel):
+            reasons.append(f"{channel}:contact_gap")
+            continue
+        last = max((d for d, ch in history.messages
+                    if ch == channel and stage_entered_on <= d < cycle_date), default=None)
+        if last is not None and (cycle_date - last).days < policy.contact_repeat_days:
+            reasons.append(f"{channel}:repeat_wait_until_{last + timedelta(days=policy.contact_repeat_days)}")
+            continue
+        if sent_in_cap + len(channels) >= policy.contact_max_messages:
+            reasons.append(f"{channel}:cap_{policy.contact_max_messages}_in_{policy.contact_cap_days}_days")
+            continue
+        channels.append(channel)
+        reasons.append(f"{channel}:due")
+    return channels
+
+
+def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEvent],
+           history: History, cycle_date: date, policy: Policy,
+           earliest_disconnection: EarliestDisconnection) -> Decision:
+    outstanding = sum(b.open_fen for b in bills if b.open_fen > 0)
+    dpd = days_past_due(bills, cycle_date)
+    stage = stage_for(dpd, policy)
+    entered = _stage_entered_on(stage, history, cycle_date)
+    late_fee, bill_fees = account_late_fee(bills, account.customer_class, cycle_date, policy)
+    holds = active_holds(account, events, outstanding, cycle_date, policy)
+    reasons = [f"stage:{stage}:dpd_{dpd}"]
+    actions: set[str] = set()
+    kinds: list[str] = []
+
+    def finish() -> Decision:
+        return Decision(
+            account_id=account.account_id, cycle_date=cycle_date, stage=stage,
+            stage_entered_on=entered, dpd=dpd, outstanding_fen=outstanding, late_fee_fen=late_fee,
+            actions=tuple(a for a in ACTIONS if a in actions),
+            holds=tuple(h for h in HOLDS if h in holds), message_kinds=tuple(kinds),
+            reasons=tuple(reasons), policy_version=policy.version, bill_fees=bill_fees)
+
+    if stage == "current":
+        reasons.append("no_action:nothing_overdue")
+        return finish()
+    if "below_threshold" in holds:
+        reasons.append("no_action:below_threshold")
+        return finish()
+
+    channels = plan_channels(account, holds, history, entered, cycle_date, policy, reasons)
+    escalating = stage == "escalation" and not holds & STOPS_ESCALATION
+    if stage == "escalation" and not escalating:
+        reasons.append("escalation_stopped:" + "+".join(sorted(holds & STOPS_ESCALATION)))
+
+    # The message of the day: the stage's tone, plus any notice that rides on it. In escalation
+    # a message goes out only to carry a notice.
+    on_plan = "payment_plan" in holds
+    if stage == "reminder" or on_plan:
+        kinds.append("reminder")  # a payment plan in good standing gets reminders only
+        if on_plan:
+            reasons.append("reminders_only:payment_plan")
+    elif stage == "formal_notice":
+        kinds.append("formal_notice")
+    if escalating and channels:
+        if not any(d >= entered for d in history.prenotices):
+            kinds.append("credit_prenotice")
+            actions.add("credit_prenotice")
+            reasons.append("credit_prenotice:escalation_entry")
+    if stage == "formal_notice" and not holds & STOPS_CONTACT and not on_plan:
+        actions.add("call_list")
+        reasons.append("call_list:formal_notice")
+
+    if escalating:
+        _escalation_actions(account, history, cycle_date, policy, dpd, outstanding, holds,
+                            entered, bool(channels), kinds, actions, reasons, earliest_disconnection)
+    if stage == "escalation" and not holds & STOPS_CONTACT:
+        actions.add("field_visit")
+        reasons.append("field_visit:escalation")
+
+    if channels and kinds:
+        actions.update(channels)
+    elif channels:
+        reasons.append("no_message:nothing_due")
+    return finish()
+
+
+def _escalation_actions(account: Account, history: History, cycle_date: date, policy: Policy,
+                        dpd: int, outstanding: int, holds: set[str], entered: date,
+                        can_message: bool, kinds: list[str], actions: set[str],
+                        reasons: list[str], earliest_disconnection: EarliestDisconnection) -> None:
+    # Credit report: pre-notice at least N days before D, once per calendar month.
+    prenotice = max((d for d in history.prenotices if d >= entered), default=None)
+    if prenotice is None:
+        reasons.append("credit_report:no_prenotice_yet")
+    elif (cycle_date - prenotice).days < policy.prenotice_lead_days:
+        reasons.append(f"credit_report:prenotice_{prenotice}_too_recent")
+    elif any((d.year, d.month) == (cycle_date.year, cycle_date.month) for d in history.credit_reports):
+        reasons.append("credit_report:already_reported_this_month")
+    else:
+        actions.add("credit_report")
+        reasons.append(f"credit_report:prenotice_{prenotice}")
+
+    # Lawyer letter: DPD and amount floors, at most one per N days.
+    if dpd >= policy.lawyer_min_dpd and outstanding >= policy.lawyer_min_outstanding_fen:
+        last = max(history.lawyer_letters, default=None)
+        if last is not None and (cycle_date - last).days < policy.lawyer_repeat_days:
+            reasons.append(f"lawyer_letter:last_sent_{last}")
+        else:
+            actions.add("lawyer_letter")
+            reasons.append("lawyer_letter:dpd_and_amount")
+
+    # Disconnection: notice, then (from the earliest date on) a proposed order.
+    if outstanding < policy.disconnection_min_outstanding_fen:
+        reasons.append("disconnection:below_minimum")
+        return
+    if holds & STOPS_DISCONNECTION:
+        reasons.append("disconnection:protected:" + "+".join(sorted(holds & STOPS_DISCONNECTION)))
+        return
+    notice = history.pending_notice
+    if notice is None:
+        if can_message:
+            kinds.append("disconnection_notice")
+            actions.add("disconnection_notice")
+            reasons.append(f"disconnection_notice:earliest_{earliest_disconnection(cycle_date)}")
+        else:
+            reasons.append("disconnection_notice:waits_for_a_message_channel")
+    elif cycle_date >= notice.earliest_disconnection:
+        actions.add("disconnection_order")
+        reasons.append(f"disconnection_order:notice_{notice.notice_id}")
+    else:
+        reasons.append(f"disconnection:notice_{notice.notice_id}_until_{notice.earliest_disconnection}")

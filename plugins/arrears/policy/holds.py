@@ -1,0 +1,62 @@
+"""Holds in force on the cycle date, from case events, protections, opt-outs and the balance."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from arrears.model import Account, CaseEvent
+from arrears.policy.config import Policy
+
+# Holds that stop escalation (credit pre-notice and report, lawyer letter, disconnection).
+STOPS_ESCALATION = frozenset({"disputed", "promise_to_pay", "payment_plan", "deceased"})
+# Holds under which no message of any kind goes out.
+STOPS_MESSAGES = frozenset({"disputed", "promise_to_pay", "deceased"})
+# Holds that stop agents' calls and field visits too.
+STOPS_CONTACT = frozenset({"disputed", "promise_to_pay", "deceased"})
+# Holds that stop disconnection (notices, proposals and orders).
+STOPS_DISCONNECTION = STOPS_ESCALATION | {"protected_medical", "protected_winter"}
+
+
+def _case_holds(events: Iterable[CaseEvent], cycle_date: date) -> set[str]:
+    known = sorted((e for e in events if e.effective_date <= cycle_date),
+                   key=lambda e: (e.effective_date, e.event_id))
+    holds: set[str] = set()
+    dispute_open = False
+    plan_until: date | None = None
+    for e in known:
+        if e.event_type == "dispute_opened":
+            dispute_open = True
+        elif e.event_type == "dispute_closed":
+            dispute_open = False
+        elif e.event_type == "promise_to_pay":
+            # Broken (no hold) once D is past until_date with the account still in arrears.
+            if e.until_date is not None and cycle_date <= e.until_date:
+                holds.add("promise_to_pay")
+        elif e.event_type == "payment_plan":
+            plan_until = e.until_date
+        elif e.event_type == "plan_broken":
+            plan_until = None
+        elif e.event_type == "deceased":
+            holds.add("deceased")
+    if dispute_open:
+        holds.add("disputed")
+    if plan_until is not None and cycle_date <= plan_until:
+        holds.add("payment_plan")
+    return holds
+
+
+def active_holds(account: Account, events: Iterable[CaseEvent], outstanding_fen: int,
+                 cycle_date: date, policy: Policy) -> set[str]:
+    holds = _case_holds(events, cycle_date)
+    if "medical_device" in account.protections:
+        holds.add("protected_medical")
+    if (account.protections & {"low_income", "five_guarantee"}
+            and cycle_date.month in policy.winter_months):
+        holds.add("protected_winter")
+    if "email" in account.opt_out:
+        holds.add("opt_out_email")
+    if "sms" in account.opt_out:
+        holds.add("opt_out_sms")
+    if outstanding_fen < policy.min_outstanding_fen:
+        holds.add("below_threshold")
+    return holds
