@@ -15,7 +15,7 @@ $(UV):
 
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock scripts/setup-system.sh
 	@echo "==> installing the locked environment into $(VENV)/"
-	@bash scripts/setup-system.sh
+	@bash scripts/setup-system.sh fonts-wqy-zenhei poppler-utils chromium
 	@UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet
 	@touch $@
 

@@ -14,7 +14,7 @@ TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 
 default_args = {
     "owner": "collections-ops",
-    "retries": 3,
+    "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "3")),
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=15),

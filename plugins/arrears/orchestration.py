@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -25,8 +24,8 @@ log = logging.getLogger("arrears")
 REQUIRED_FILES = ("accounts.csv", "open_items.csv")
 
 
-@lru_cache(maxsize=1)
 def settings() -> Settings:
+    # Not cached: `dag.test` runs every task in one process, and variables may change between runs.
     return Settings.load()
 
 
