@@ -1,0 +1,72 @@
+"""Small builders for test records and landing folders."""
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+from arrears.model import Account, CaseEvent, History, OpenBill
+from arrears.policy import load_policy
+from arrears.policy.business_days import BusinessCalendar
+
+POLICY = load_policy()
+CALENDAR = BusinessCalendar()
+D = date(2026, 11, 16)  # a Monday
+
+
+def account(**kw) -> Account:
+    base = dict(account_id="A1", holder_name="王伟", customer_class="residential",
+                email="a1@example.com", mobile="+8613900000001")
+    base.update(kw)
+    for key in ("protections", "opt_out"):
+        if isinstance(base.get(key), (set, list, tuple, str)):
+            value = base[key]
+            base[key] = frozenset(value.split(";") if isinstance(value, str) else value) - {""}
+    return Account(**base)
+
+
+def bill(due: date, fen: int = 10_000, bill_id: str = "B1", period: str | None = None) -> OpenBill:
+    return OpenBill(bill_id, period or f"{due:%Y-%m}", due, fen)
+
+
+def event(kind: str, effective: date, until: date | None = None, amount: int | None = None,
+          event_id: str | None = None) -> CaseEvent:
+    return CaseEvent(event_id or f"E-{kind}-{effective}", kind, effective, amount, until)
+
+
+def earliest(served: date) -> date:
+    return CALENDAR.earliest_disconnection(served, POLICY.disconnection_notice_days)
+
+
+def decide_one(acct: Account | None = None, bills=(), events=(), history: History = History(),
+               on: date = D):
+    from arrears.policy import decide
+    return decide(acct or account(), list(bills), list(events), history, on, POLICY, earliest)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "utf-8",
+              bom: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8-sig" if bom else encoding, newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+ACCOUNT_HEADER = ["account_id", "holder_name", "customer_class", "service_address", "email",
+                  "mobile", "language", "protections", "opt_out"]
+BILL_HEADER = ["bill_id", "account_id", "bill_period", "amount_due", "due_date"]
+PAYMENT_HEADER = ["payment_id", "account_id", "bill_id", "amount", "paid_at"]
+EVENT_HEADER = ["event_id", "account_id", "event_type", "effective_date", "amount", "until_date", "note"]
+
+
+def landing(folder: Path, accounts: list[list], bills: list[list], payments: list[list] | None = None,
+            events: list[list] | None = None, encoding: str = "utf-8", bom: bool = False) -> Path:
+    write_csv(folder / "accounts.csv", ACCOUNT_HEADER, accounts, encoding, bom)
+    write_csv(folder / "open_items.csv", BILL_HEADER, bills, encoding, bom)
+    if payments is not None:
+        write_csv(folder / "payments.csv", PAYMENT_HEADER, payments, encoding, bom)
+    if events is not None:
+        write_csv(folder / "case_events.csv", EVENT_HEADER, events, encoding, bom)
+    return folder
