@@ -33,7 +33,7 @@ def read_rows(path: Path, required: tuple[str, ...], encoding: str = "utf-8") ->
     missing required column. Line numbers count the header as line 1."""
     try:
         with path.open("r", encoding=codec(encoding), newline="") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, strict=True)  # broken quoting is an error, not data
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in required if c not in header]
             if not header:
