@@ -64,3 +64,10 @@ def airflow_home():
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                        capture_output=True, env=os.environ.copy())
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_home):
+    """Every DAG of dags/, parsed the way the dag-processor parses them."""
+    from airflow.dag_processing.dagbag import DagBag
+    return DagBag(dag_folder=str(REPO / "dags"))
