@@ -75,6 +75,8 @@ class History:
     lawyer_letters: tuple[date, ...] = ()
     credit_reports: tuple[date, ...] = ()
     pending_notice: Notice | None = None
+    cancelled_notice: Notice | None = None       # cancelled before D, customer not yet told
+    order_released_on: date | None = None        # latest work order released (on or before D)
 
 
 @dataclass(frozen=True)

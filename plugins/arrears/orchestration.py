@@ -91,7 +91,7 @@ def stage(context) -> dict:
 def decide(context) -> dict:
     run = run_from_context(context)
     policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
-    result = decide_step.decide_cycle(engine(), run, policy, BusinessCalendar())
+    result = decide_step.decide_cycle(engine(), run, policy, BusinessCalendar.for_policy(policy))
     summary = {"accounts": result.accounts, "by_stage": result.by_stage, "replay": run.replay,
                "policy_version": policy.version}
     log.info("decision summary: %s", summary)

@@ -56,15 +56,21 @@ def _history(rows: list, pending: list, cycle_date: date, policy: Policy) -> His
             letters.append(day)
         if "credit_report" in acts:
             reports.append(day)
-    notice = None
-    if pending:
-        _, notice_id, served, earliest = pending[-1]
-        notice = Notice(notice_id, as_date(served), as_date(earliest))
+    notice = cancelled = released_on = None
+    for _, notice_id, served, earliest, state, closed_on in pending:  # oldest first
+        record = Notice(notice_id, as_date(served), as_date(earliest))
+        if state == "pending":
+            notice = record
+        elif state == "cancelled":
+            cancelled = record
+        else:
+            released_on = as_date(closed_on)
     return History(previous_stage=previous[0] if previous else None,
                    stage_entered_on=previous[1] if previous else None,
                    messages=tuple(messages), prenotices=tuple(prenotices),
                    lawyer_letters=tuple(letters), credit_reports=tuple(reports),
-                   pending_notice=notice)
+                   pending_notice=notice, cancelled_notice=cancelled,
+                   order_released_on=released_on)
 
 
 def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,

@@ -23,6 +23,15 @@ class BusinessCalendar:
         return cls(frozenset(date.fromisoformat(d) for d in extra_holidays),
                    frozenset(date.fromisoformat(d) for d in extra_workdays))
 
+    @classmethod
+    def for_policy(cls, policy) -> BusinessCalendar:
+        """The calendar with the policy's [disconnection] extra_holidays / extra_workdays."""
+        try:
+            return cls.from_lists(policy.extra_holidays, policy.extra_workdays)
+        except ValueError as exc:
+            raise ValueError(f"policy [disconnection] extra_holidays/extra_workdays: {exc}; "
+                             "write dates as YYYY-MM-DD") from None
+
     @cached_property
     def _cn(self) -> holidays.HolidayBase:
         return holidays.country_holidays("CN")

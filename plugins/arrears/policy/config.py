@@ -38,6 +38,9 @@ class Policy:
     disconnection_notice_days: int
     winter_months: frozenset[int]
     disconnection_daily_cap: int
+    # Local calendar overrides for disconnection dates (ISO dates), where the library lacks them.
+    extra_holidays: tuple[str, ...] = ()
+    extra_workdays: tuple[str, ...] = ()
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -73,6 +76,8 @@ def policy_from_dict(raw: dict) -> Policy:
             disconnection_notice_days=int(d["notice_days"]),
             winter_months=frozenset(int(m) for m in d["winter_months"]),
             disconnection_daily_cap=int(d["daily_cap"]),
+            extra_holidays=tuple(str(x) for x in d.get("extra_holidays", ())),
+            extra_workdays=tuple(str(x) for x in d.get("extra_workdays", ())),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PolicyError(f"policy is malformed: {exc!r}") from exc

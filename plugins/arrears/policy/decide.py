@@ -77,11 +77,15 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
             holds=tuple(h for h in HOLDS if h in holds), message_kinds=tuple(kinds),
             reasons=tuple(reasons), policy_version=policy.version, bill_fees=bill_fees)
 
-    if stage == "current":
-        reasons.append("no_action:nothing_overdue")
-        return finish()
-    if "below_threshold" in holds:
-        reasons.append("no_action:below_threshold")
+    if stage == "current" or "below_threshold" in holds:
+        reasons.append("no_action:nothing_overdue" if stage == "current" else "no_action:below_threshold")
+        # No collection action; but a customer whose disconnection notice was cancelled is told.
+        if history.cancelled_notice is not None:
+            channels = plan_channels(account, holds, history, entered, cycle_date, policy, reasons)
+            if channels:
+                kinds.append("disconnection_cancelled")
+                actions.update(channels)
+                reasons.append(f"disconnection_cancelled:notice_{history.cancelled_notice.notice_id}")
         return finish()
 
     channels = plan_channels(account, holds, history, entered, cycle_date, policy, reasons)
@@ -103,6 +107,9 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
             kinds.append("credit_prenotice")
             actions.add("credit_prenotice")
             reasons.append("credit_prenotice:escalation_entry")
+    if history.cancelled_notice is not None and channels:
+        kinds.append("disconnection_cancelled")
+        reasons.append(f"disconnection_cancelled:notice_{history.cancelled_notice.notice_id}")
     if stage == "formal_notice" and not holds & STOPS_CONTACT and not on_plan:
         actions.add("call_list")
         reasons.append("call_list:formal_notice")
@@ -155,10 +162,14 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
         return
     notice = history.pending_notice
     if notice is None:
-        if can_message:
+        earliest = earliest_disconnection(cycle_date)
+        if history.order_released_on is not None and history.order_released_on >= entered:
+            # Already cut off in this escalation spell: no second notice.
+            reasons.append(f"disconnection:order_released_{history.order_released_on}")
+        elif can_message:
             kinds.append("disconnection_notice")
             actions.add("disconnection_notice")
-            reasons.append(f"disconnection_notice:earliest_{earliest_disconnection(cycle_date)}")
+            reasons.append(f"disconnection_notice:earliest_{earliest}")
         else:
             reasons.append("disconnection_notice:waits_for_a_message_channel")
     elif cycle_date >= notice.earliest_disconnection:
