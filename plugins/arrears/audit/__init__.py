@@ -1,0 +1,1 @@
+"""The audit trail, its sweep over the cycle's side effects, and what auditors read from it."""
