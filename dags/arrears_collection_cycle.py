@@ -9,6 +9,7 @@ from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from arrears import orchestration as steps
+from arrears.disconnection import tasks as disconnection_steps
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 
@@ -32,6 +33,8 @@ default_args = {
     tags=["arrears", "collections"],
     params={
         "encoding": Param("utf-8", enum=["utf-8", "gb18030"], description="landing files' encoding"),
+        "dry_run": Param(False, type="boolean",
+                         description="decide and write the outputs, contact nobody (a replay)"),
         "allow_contact": Param(False, type="boolean",
                                description="let a backfill (replay) send messages and serve notices"),
         "portfolio": Param("default", type="string", description="policy file include/policy/<portfolio>.toml"),
@@ -61,7 +64,19 @@ def arrears_collection_cycle():
     def publish(**context) -> dict:
         return steps.publish(context)
 
-    wait_for_landing() >> ingest() >> stage() >> decide() >> publish()
+    @task
+    def disconnection(**context) -> dict:
+        return disconnection_steps.cycle_disconnection(context)
+
+    @task(outlets=[disconnection_steps.proposals_asset()])
+    def announce_proposals(step: dict, **context) -> dict:
+        return disconnection_steps.announce_proposals(context, step)
+
+    decided = decide()
+    wait_for_landing() >> ingest() >> stage() >> decided >> publish()
+    served = disconnection()
+    decided >> served
+    announce_proposals(served)
 
 
 arrears_collection_cycle()

@@ -1,0 +1,71 @@
+"""Release of disconnection work orders after a supervisor's approval: wiring only; the steps
+live in plugins/arrears/disconnection.
+
+Runs when the collection cycle announces a batch of proposed orders (the asset
+`arrears://disconnection/proposed_orders`), or by hand with conf `{"cycle_date": "YYYY-MM-DD"}`.
+The supervisor answers in the UI's Required Actions page; no answer by the deadline is Reject.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param, dag, task
+
+from arrears.disconnection import tasks as steps
+
+TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
+COLLECT = "collect_proposals"
+
+default_args = {
+    "owner": "collections-ops",
+    "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "3")),
+    "retry_delay": timedelta(minutes=1),
+}
+
+
+@dag(
+    dag_id="arrears_disconnection_release",
+    schedule=[steps.proposals_asset()],
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["arrears", "disconnection", "approval"],
+    params={
+        "cycle_date": Param(None, type=["null", "string"], format="date",
+                            description="batch to release when triggered by hand (YYYY-MM-DD)"),
+        "dry_run": Param(False, type="boolean",
+                         description="check and preview work_orders.dry_run.csv; release nothing"),
+        "portfolio": Param("default", type="string", description="policy file include/policy/<portfolio>.toml"),
+    },
+    doc_md=__doc__,
+)
+def arrears_disconnection_release():
+    @task(task_id=COLLECT)
+    def collect_proposals(**context) -> dict:
+        return steps.collect_proposals(context)
+
+    approve = ApprovalOperator(
+        task_id="approve",
+        subject=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['subject'] }}}}",
+        body=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['body'] }}}}",
+        defaults="Reject",  # no answer by the deadline releases nothing
+        response_timeout=timedelta(hours=steps.approval_timeout_hours()),
+        retries=0,  # a retry would ask the supervisor a second time
+    )
+
+    @task
+    def release(**context) -> dict:
+        return steps.release(context)
+
+    @task(trigger_rule="all_done")
+    def record_outcome(**context) -> dict:
+        return steps.record_outcome(context)
+
+    collect_proposals() >> approve >> release() >> record_outcome()
+
+
+arrears_disconnection_release()
