@@ -9,6 +9,8 @@ from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from arrears import orchestration as steps
+from arrears.audit import tasks as audit_steps
+from arrears.batches import tasks as batch_steps
 from arrears.disconnection import tasks as disconnection_steps
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
@@ -72,11 +74,37 @@ def arrears_collection_cycle():
     def announce_proposals(step: dict, **context) -> dict:
         return disconnection_steps.announce_proposals(context, step)
 
+    @task
+    def lawyer_letters(**context) -> dict:
+        return batch_steps.lawyer_letters(context)
+
+    @task
+    def credit_report(**context) -> dict:
+        return batch_steps.credit_report(context)
+
+    @task
+    def agent_lists(**context) -> dict:
+        return batch_steps.agent_lists(context)
+
     decided = decide()
     wait_for_landing() >> ingest() >> stage() >> decided >> publish()
     served = disconnection()
     decided >> served
     announce_proposals(served)
+
+    @task
+    def report(**context) -> dict:
+        return audit_steps.report(context)
+
+    @task
+    def audit(**context) -> dict:
+        return audit_steps.audit(context)
+
+    # Keep these last: the report and the audit follow every other leaf, i.e. whatever acts.
+    reported, audited = report(), audit()
+    reported >> audited
+    [t for t in audited.operator.dag.leaves if t.task_id != "audit"] >> reported.operator
+    decided >> [lawyer_letters(), credit_report(), agent_lists()]
 
 
 arrears_collection_cycle()

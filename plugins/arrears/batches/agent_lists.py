@@ -1,0 +1,97 @@
+"""The agents' lists of D (CONTRACT §3): ``call_list.csv`` (formal-notice accounts to phone) and
+``field_visits.csv`` (escalation accounts for field staff), with script hints from
+include/templates/agent_hints.toml.
+
+The policy already leaves out accounts under a hold that forbids contact; the lists check it
+again, because a call to a deceased customer's number is the one mistake an agent cannot undo.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+from sqlalchemy import Engine
+
+from arrears.batches.letters import amount
+from arrears.batches.store import write_file
+from arrears.cycle.decide import as_date, split_list
+from arrears.cycle.outputs import csv_bytes
+from arrears.db import sql
+from arrears.money import format_fen
+from arrears.paths import TEMPLATES_DIR
+from arrears.policy.holds import STOPS_CONTACT, WINTER_PROTECTIONS
+
+CALL_COLUMNS = ("account_id", "holder_name", "mobile", "language", "stage", "dpd", "outstanding",
+                "late_fee", "oldest_due_date", "script_hints")
+VISIT_COLUMNS = ("account_id", "holder_name", "service_address", "mobile", "language", "dpd",
+                 "outstanding", "late_fee", "oldest_due_date", "visit_hints")
+
+
+@lru_cache(maxsize=1)
+def _hints():
+    from jinja2 import Environment, StrictUndefined
+    env = Environment(undefined=StrictUndefined)  # plain text in a CSV: nothing to escape
+    raw = tomllib.loads((TEMPLATES_DIR / "agent_hints.toml").read_text(encoding="utf-8"))
+    return {k: env.from_string(v) for k, v in raw.items()}
+
+
+def hints(cycle_date: date, account_id: str, language: str, protections: frozenset[str],
+          dpd: int, outstanding: int, late_fee: int, actions: frozenset[str],
+          holds: frozenset[str], reasons: str, oldest_due: date | None) -> str:
+    """What the agent should know, most important first, as a ';'-list."""
+    values = {"outstanding": amount(outstanding), "late_fee": amount(late_fee), "dpd": dpd,
+              "oldest_due": oldest_due.isoformat() if oldest_due else "-",
+              "reference": f"LL-{cycle_date:%Y%m%d}-{account_id}"}
+    codes = []
+    if "protected_medical" in holds or "medical_device" in protections:
+        codes.append("medical_device")
+    if protections & WINTER_PROTECTIONS:
+        codes.append("vulnerable")
+    if "protected_winter" in holds:
+        codes.append("winter")
+    if language == "en":
+        codes.append("speak_english")
+    codes += [h for h in ("opt_out_email", "opt_out_sms") if h in holds]
+    codes += [a for a in ("lawyer_letter", "disconnection_notice", "credit_report") if a in actions]
+    if "disconnection_notice" not in actions and "disconnection:notice_" in reasons:
+        codes.append("disconnection_pending")
+    codes += ["oldest_due", "late_fee", "payment_options"]
+    texts = _hints()
+    return "; ".join(texts[c].render(**values) for c in codes)
+
+
+def _rows(engine: Engine, cycle_date: date, action: str):
+    with engine.connect() as conn:
+        rows = conn.execute(sql("batches/agent_list.sql", conn.dialect.name),
+                            {"d": cycle_date, "action": f"%{action}%"}).all()
+    for (aid, holder, mobile, address, language, protections, stage, dpd, outstanding, fee,
+         actions, holds, reasons, oldest) in rows:
+        held = split_list(holds)
+        if held & STOPS_CONTACT:
+            continue
+        oldest = as_date(oldest)
+        hint = hints(cycle_date, aid, language, split_list(protections), dpd, outstanding, fee,
+                     split_list(actions), held, reasons, oldest)
+        yield dict(account_id=aid, holder_name=holder, mobile=mobile, service_address=address,
+                   language=language, stage=stage, dpd=dpd, outstanding=format_fen(outstanding),
+                   late_fee=format_fen(fee), oldest_due_date=oldest.isoformat() if oldest else "",
+                   hints=hint)
+
+
+@dataclass
+class AgentLists:
+    calls: int
+    visits: int
+
+
+def write_agent_lists(engine: Engine, day_folder, cycle_date: date) -> AgentLists:
+    calls = [[r[c] if c != "script_hints" else r["hints"] for c in CALL_COLUMNS]
+             for r in _rows(engine, cycle_date, "call_list")]
+    visits = [[r[c] if c != "visit_hints" else r["hints"] for c in VISIT_COLUMNS]
+              for r in _rows(engine, cycle_date, "field_visit")]
+    day_folder.mkdir(parents=True, exist_ok=True)
+    write_file(day_folder / "call_list.csv", csv_bytes(CALL_COLUMNS, calls))
+    write_file(day_folder / "field_visits.csv", csv_bytes(VISIT_COLUMNS, visits))
+    return AgentLists(len(calls), len(visits))

@@ -1,0 +1,159 @@
+"""The outbox through Airflow's ObjectStoragePath: a local folder (``/srv/outbox`` or ``file://``)
+or an object store (``s3://conn_id@bucket/outbox``), with batches that are published whole.
+
+A batch folder (``lawyer_letters/``, ``credit_report/``) is complete exactly when its
+``manifest.csv`` is present, and the manifest is always the last file to appear:
+
+* local folder: the batch is built in a hidden staging folder next to it and swapped in with
+  ``rename`` (atomic on one file system), so a reader sees the old batch or the new one;
+* object store (no folder rename there): the old manifest is deleted first, then the files are
+  copied in, then the manifest last; a crash in between leaves a folder without manifest, which
+  by the rule above is not a batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from datetime import date
+from pathlib import Path
+
+from airflow.sdk import ObjectStoragePath
+
+from arrears.cycle.outputs import write_atomic
+from arrears.paths import REPO_ROOT
+from arrears.settings import get_variable
+
+MANIFEST = "manifest.csv"
+REPLAY_MARKER = "REPLAY"
+REPLAY_FOLDER = "replay"
+REPLAY_NOTE = ("This batch was produced by a replay (backfill) of cycle date {d}. Nothing in it "
+               "was sent; do not hand it over.\n")
+
+
+def as_storage_path(location: str | Path | ObjectStoragePath) -> ObjectStoragePath:
+    if isinstance(location, ObjectStoragePath):
+        return location
+    text = str(location)
+    if "://" not in text:
+        text = "file://" + str(Path(text).resolve())
+    return ObjectStoragePath(text)
+
+
+def outbox_root() -> ObjectStoragePath:
+    # Read the variable raw: Settings.outbox is a Path, which would fold "s3://" into "s3:/".
+    return as_storage_path(get_variable("arrears_outbox") or REPO_ROOT / "var" / "outbox")
+
+
+def day_folder(root: ObjectStoragePath, cycle_date: date, replay: bool) -> ObjectStoragePath:
+    """``<outbox>/<D>/``, or ``<outbox>/<D>/replay/`` for a replay, which must never replace
+    the batches a normal run handed over for that date."""
+    folder = root / cycle_date.isoformat()
+    return folder / REPLAY_FOLDER if replay else folder
+
+
+def is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_file(path: ObjectStoragePath, data: bytes) -> ObjectStoragePath:
+    """One file, whole or not at all: a temporary name and a rename locally; on an object store
+    a single PUT already shows readers the old object or the new one, never a part."""
+    if is_local(path):
+        write_atomic(Path(path.path), data)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
+
+
+def _remove_tree(path: ObjectStoragePath) -> None:
+    if is_local(path):
+        shutil.rmtree(path.path, ignore_errors=True)
+    elif path.exists():
+        path.fs.rm(path.path, recursive=True)
+
+
+class Batch:
+    """Files written into a staging folder and published together by ``commit(manifest)``.
+
+    Leaving the ``with`` block by an exception publishes nothing: the previous complete batch
+    (if any) stays as it was.
+    """
+
+    def __init__(self, parent: ObjectStoragePath, name: str, replay: bool = False,
+                 cycle_date: date | None = None):
+        self.parent, self.name = parent, name
+        self.final = parent / name
+        self.token = uuid.uuid4().hex[:12]
+        self.staging = parent / f".{name}.{self.token}.partial"
+        self.replay, self.cycle_date = replay, cycle_date
+        self.committed = False
+
+    def __enter__(self) -> Batch:
+        self.parent.mkdir(parents=True, exist_ok=True)
+        # Leftovers of crashed attempts: never visible as batches, removed before a new one.
+        for stale in self.parent.iterdir():
+            if stale.name.startswith(f".{self.name}.") and stale.name.endswith((".partial", ".old")):
+                _remove_tree(stale)
+        self.staging.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self.committed:
+            _remove_tree(self.staging)
+
+    def add(self, file_name: str, data: bytes) -> str:
+        """Stage one file; returns its sha256."""
+        if file_name in (MANIFEST, REPLAY_MARKER) or "/" in file_name:
+            raise ValueError(f"{file_name!r} is not a batch member name")
+        (self.staging / file_name).write_bytes(data)
+        return sha256(data)
+
+    def commit(self, manifest: bytes) -> ObjectStoragePath:
+        if self.replay:
+            (self.staging / REPLAY_MARKER).write_bytes(
+                REPLAY_NOTE.format(d=self.cycle_date).encode("utf-8"))
+        (self.staging / MANIFEST).write_bytes(manifest)
+        if is_local(self.final):
+            self._swap_local()
+        else:
+            self._copy_remote()
+        self.committed = True
+        return self.final
+
+    def _swap_local(self) -> None:
+        final, staging = Path(self.final.path), Path(self.staging.path)
+        old = final.with_name(f".{self.name}.{self.token}.old")
+        if final.exists():
+            os.rename(final, old)
+        os.rename(staging, final)
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the renames survive a power cut
+        finally:
+            os.close(fd)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _copy_remote(self) -> None:
+        manifest = self.final / MANIFEST
+        if manifest.exists():
+            manifest.unlink()  # from here on the old batch no longer counts as complete
+        if self.final.exists():
+            for member in self.final.iterdir():
+                member.unlink()
+        self.final.mkdir(parents=True, exist_ok=True)
+        for member in sorted(self.staging.iterdir(), key=lambda p: p.name):
+            if member.name != MANIFEST:
+                member.copy(self.final / member.name)
+        (self.staging / MANIFEST).copy(manifest)
+        _remove_tree(self.staging)
+
+
+def is_complete(folder: ObjectStoragePath) -> bool:
+    return (folder / MANIFEST).exists()
