@@ -12,19 +12,21 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
+from arrears.db.bulk import Batch
 from arrears.ingest import validate as v
 from arrears.ingest.read import FileError, read_rows, sha256_of
 
 log = logging.getLogger(__name__)
-CHUNK = 5000
+CHUNK = 5000  # keys looked up per round trip for payments and case events
 
 
 class IngestError(RuntimeError):
@@ -50,35 +52,12 @@ def _raw(row: dict) -> str:
     return out.getvalue().strip()
 
 
-class _Batch:
-    """Rows for one INSERT, flushed every CHUNK rows (executemany keeps memory flat)."""
-
-    def __init__(self, conn: Connection, statement: str):
-        self.conn, self.statement, self.rows = conn, text(statement), []
-
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.rows:
-            self.conn.execute(self.statement, self.rows)
-            self.rows = []
-
-
-def _insert(table: str, columns: Iterable[str]) -> str:
-    cols = list(columns)
-    return (f"INSERT INTO {table} ({', '.join(cols)}) "
-            f"VALUES ({', '.join(':' + c for c in cols)})")
-
-
 class _Loader:
     def __init__(self, conn: Connection, folder: Path, cycle_date: date, tz: ZoneInfo, encoding: str):
         self.conn, self.folder, self.cycle_date, self.tz = conn, folder, cycle_date, tz
         self.encoding = encoding
         self.result = IngestResult(cycle_date, "")
-        self.quarantine = _Batch(conn, _insert("quarantine", ("cycle_date", "file", "line", "reason", "raw")))
+        self.quarantine = Batch(conn, "quarantine", ("cycle_date", "file", "line", "reason", "raw"))
 
     def rows(self, name: str, clean: Callable[[dict], dict]):
         """Validated rows of one file; bad rows and later duplicate keys go to quarantine."""
@@ -93,8 +72,7 @@ class _Loader:
                 seen.add(key)
             except v.RowError as exc:
                 bad += 1
-                self.quarantine.add({"cycle_date": self.cycle_date, "file": name, "line": line,
-                                     "reason": str(exc), "raw": _raw(row)})
+                self.quarantine.add((self.cycle_date, name, line, str(exc), _raw(row)))
                 continue
             good += 1
             yield line, row, record
@@ -103,8 +81,7 @@ class _Loader:
     def reject(self, name: str, line: int, row: dict, reason: str) -> None:
         self.result.rows[name] -= 1
         self.result.quarantined[name] += 1
-        self.quarantine.add({"cycle_date": self.cycle_date, "file": name, "line": line,
-                             "reason": reason, "raw": _raw(row)})
+        self.quarantine.add((self.cycle_date, name, line, reason, _raw(row)))
 
     def clear_previous_delivery(self) -> None:
         d = {"d": self.cycle_date}
@@ -121,34 +98,35 @@ class _Loader:
             self.conn.execute(text(statement), d)
 
     def load_accounts(self) -> set[str]:
-        batch = _Batch(self.conn, _insert("extract_accounts", ("cycle_date", *_ACCOUNT_COLUMNS)))
+        batch = Batch(self.conn, "extract_accounts", ("cycle_date", *_ACCOUNT_COLUMNS))
         ids: set[str] = set()
+        d, values = self.cycle_date, itemgetter(*_ACCOUNT_COLUMNS)
         for _, row, record in self.rows("accounts.csv", v.account_row):
             ids.add(record["account_id"])
             if (row.get("email") or "").strip() and not record["email"] or \
                     (row.get("mobile") or "").strip() and not record["mobile"]:
                 self.result.contact_gaps += 1
-            batch.add({"cycle_date": self.cycle_date, **record})
+            batch.add((d, *values(record)))
         batch.flush()
         return ids
 
     def load_bills(self, accounts: set[str]) -> dict[str, str]:
-        batch = _Batch(self.conn, _insert("extract_bills", ("cycle_date", "bill_id", "account_id",
-                                                          "bill_period", "amount_fen", "due_date")))
+        batch = Batch(self.conn, "extract_bills", ("cycle_date", *_BILL_COLUMNS))
         bills: dict[str, str] = {}
+        d, values = self.cycle_date, itemgetter(*_BILL_COLUMNS)
         for _, _, record in self.rows("open_items.csv", lambda r: v.bill_row(r, accounts)):
             bills[record["bill_id"]] = record["account_id"]
-            batch.add({"cycle_date": self.cycle_date, **record})
+            batch.add((d, *values(record)))
         batch.flush()
         return bills
 
     def load_remembered(self, name: str, table: str, key: str, clean: Callable[[dict], dict],
-                        compare: tuple[str, ...], sightings: _Batch | None) -> None:
+                        compare: tuple[str, ...], sightings: Batch | None) -> None:
         """Payments / case events: insert new keys, accept identical repeats, quarantine others."""
         if not (self.folder / name).exists():
             self.result.rows[name] = self.result.quarantined[name] = 0
             return
-        batch = _Batch(self.conn, _insert(table, (*compare, "first_seen")))
+        batch = Batch(self.conn, table, (*compare, "first_seen"))
         pending: list[tuple[int, dict, dict]] = []
 
         def settle():
@@ -168,9 +146,9 @@ class _Loader:
                                                  f"other content (the first sighting wins)")
                     continue
                 if old is None:
-                    batch.add({**rec, "first_seen": self.cycle_date})
+                    batch.add((*(rec[c] for c in compare), self.cycle_date))
                 if sightings is not None:
-                    sightings.add({"cycle_date": self.cycle_date, "payment_id": rec[key]})
+                    sightings.add((self.cycle_date, rec[key]))
             batch.flush()
             if sightings is not None:
                 sightings.flush()
@@ -185,6 +163,7 @@ class _Loader:
 
 _ACCOUNT_COLUMNS = ("account_id", "holder_name", "customer_class", "service_address", "email",
                     "mobile", "language", "protections", "opt_out")
+_BILL_COLUMNS = ("bill_id", "account_id", "bill_period", "amount_fen", "due_date")
 _PAYMENT_COLUMNS = ("payment_id", "account_id", "bill_id", "amount_fen", "paid_at", "paid_on")
 _EVENT_COLUMNS = ("event_id", "account_id", "event_type", "effective_date", "amount_fen",
                   "until_date", "note")
@@ -214,7 +193,7 @@ def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "A
                 "payments.csv", "payments", "payment_id",
                 lambda r: v.payment_row(r, accounts, bills, cycle_date, loader.tz),
                 _PAYMENT_COLUMNS,
-                _Batch(conn, _insert("payment_sightings", ("cycle_date", "payment_id"))))
+                Batch(conn, "payment_sightings", ("cycle_date", "payment_id")))
             loader.load_remembered("case_events.csv", "case_events", "event_id",
                                    lambda r: v.event_row(r, accounts), _EVENT_COLUMNS, None)
             loader.quarantine.flush()
@@ -223,7 +202,8 @@ def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "A
             for name in present:
                 files[name].update(rows=result.rows.get(name, 0),
                                    quarantined=result.quarantined.get(name, 0))
-            conn.execute(text(_insert("deliveries", ("cycle_date", "fingerprint", "files", "ingested_at"))),
+            conn.execute(text("INSERT INTO deliveries (cycle_date, fingerprint, files, ingested_at)"
+                              " VALUES (:cycle_date, :fingerprint, :files, :ingested_at)"),
                          {"cycle_date": cycle_date, "fingerprint": fingerprint,
                           "files": json.dumps(files, sort_keys=True),
                           "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})

@@ -33,20 +33,26 @@ def read_rows(path: Path, required: tuple[str, ...], encoding: str = "utf-8") ->
     missing required column. Line numbers count the header as line 1."""
     try:
         with path.open("r", encoding=codec(encoding), newline="") as fh:
-            reader = csv.DictReader(fh, strict=True)  # broken quoting is an error, not data
-            header = [h.strip() for h in (reader.fieldnames or [])]
+            # csv.reader plus dict(zip()) is DictReader without its per-row Python overhead.
+            reader = csv.reader(fh, strict=True)  # broken quoting is an error, not data
+            header = [h.strip() for h in next(reader, None) or []]
             missing = [c for c in required if c not in header]
             if not header:
                 raise FileError(f"{path.name}: the file is empty (no header row)")
             if missing:
                 raise FileError(f"{path.name}: required column(s) {', '.join(missing)} missing "
                                 f"(header has: {', '.join(header)})")
-            reader.fieldnames = header
+            width = len(header)
             line = reader.line_num
-            for row in reader:
+            for fields in reader:
                 start, line = line + 1, reader.line_num
-                if None in row:
-                    row["__extra__"] = row.pop(None)
+                if not fields:  # a blank line is no record
+                    continue
+                row = dict(zip(header, fields))
+                if len(fields) > width:
+                    row["__extra__"] = fields[width:]
+                elif len(fields) < width:
+                    row.update(dict.fromkeys(header[len(fields):]))
                 yield start, row
     except UnicodeDecodeError as exc:
         raise FileError(f"{path.name}: not valid {encoding} at byte {exc.start} "
