@@ -21,10 +21,11 @@ from arrears.cycle.outputs import csv_bytes
 from arrears.db import sql
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
-from arrears.policy.holds import STOPS_CONTACT, WINTER_PROTECTIONS
+from arrears.policy.holds import STOPS_CONTACT
 
 CALL_COLUMNS = ("account_id", "holder_name", "mobile", "language", "stage", "dpd", "outstanding",
                 "late_fee", "oldest_due_date", "script_hints")
+VULNERABLE = frozenset({"low_income", "five_guarantee"})  # CONTRACT §1 protections
 VISIT_COLUMNS = ("account_id", "holder_name", "service_address", "mobile", "language", "dpd",
                  "outstanding", "late_fee", "oldest_due_date", "visit_hints")
 
@@ -47,7 +48,7 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
     codes = []
     if "protected_medical" in holds or "medical_device" in protections:
         codes.append("medical_device")
-    if protections & WINTER_PROTECTIONS:
+    if protections & VULNERABLE:
         codes.append("vulnerable")
     if "protected_winter" in holds:
         codes.append("winter")
