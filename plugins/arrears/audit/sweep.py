@@ -1,0 +1,216 @@
+"""What the audit task records: the day's decisions and every side effect not yet in the trail.
+
+Each source is a table or a manifest file that may not exist (the delivery, batch and
+disconnection steps are optional parts of a deployment); a missing source is skipped and
+reported. Keys are natural keys of what happened, so sweeping again adds nothing, and a changed
+outcome (a message that went from deferred to sent, a decision re-made after a re-delivery)
+adds a new entry instead of hiding the earlier one.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, inspect, text
+
+from arrears.audit.trail import Entry, canonical
+from arrears.cycle.decide import as_date
+from arrears.cycle.run import CycleRun
+
+# Messages change state after their cycle date (deferred to the next window, retried): look back.
+MESSAGE_LOOKBACK_DAYS = 7
+BATCHES = ("lawyer_letters", "credit_report")
+
+
+def _split(value: str) -> list[str]:
+    return [v for v in (value or "").split(";") if v]
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(canonical(payload).encode("utf-8")).hexdigest()[:16]
+
+
+def decision_entries(conn: Connection, run: CycleRun, decide_try: int = 0) -> Iterator[Entry]:
+    """One entry per decision of D: stage, reason codes, policy version and the inputs that
+    drove it (DPD, outstanding, late fee per bill, holds)."""
+    bills: dict[str, list] = {}
+    for account, bill, days, fee in conn.execute(text(
+            "SELECT account_id, bill_id, days_overdue, late_fee_fen FROM decision_bills"
+            " WHERE cycle_date = :d ORDER BY account_id, bill_id"), {"d": run.cycle_date}):
+        bills.setdefault(account, []).append({"bill_id": bill, "days_overdue": days,
+                                              "late_fee_fen": fee})
+    rows = conn.execute(text(
+        "SELECT account_id, stage, stage_entered_on, dpd, outstanding_fen, late_fee_fen, actions,"
+        " holds, message_kinds, reasons, policy_version, replay, run_id FROM decisions"
+        " WHERE cycle_date = :d"), {"d": run.cycle_date}).all()
+    for (account, stage, entered, dpd, outstanding, fee, actions, holds, kinds, reasons,
+         version, replay, run_id) in sorted(rows, key=lambda r: r[0]):
+        payload = {
+            "stage": stage, "stage_entered_on": as_date(entered).isoformat(), "dpd": dpd,
+            "outstanding_fen": outstanding, "late_fee_fen": fee, "actions": _split(actions),
+            "holds": _split(holds), "message_kinds": _split(kinds), "reasons": _split(reasons),
+            "policy_version": version, "replay": bool(replay), "bills": bills.get(account, []),
+        }
+        yield Entry(key=f"decision/{run.cycle_date}/{account}/{_digest(payload)}", kind="decision",
+                    account_id=account, cycle_date=run.cycle_date, payload=payload,
+                    run_id=run_id or run.run_id, task_id="decide",
+                    try_number=decide_try if (run_id or run.run_id) == run.run_id else 0)
+
+
+def message_entries(conn: Connection, run: CycleRun) -> Iterator[Entry]:
+    """Outbox messages of D and the days before it, one entry per outcome a message reached.
+    The address and the text are not recorded: the sha256 of the rendered content is."""
+    rows = conn.execute(text(
+        "SELECT idem_key, cycle_date, account_id, channel, kinds, template, template_version,"
+        " content_sha256, message_id, status, attempts, last_error, sent_at, run_id, task_id,"
+        " try_number FROM outbox WHERE cycle_date BETWEEN :d0 AND :d"
+        " AND status NOT IN ('queued', 'sending')"),
+        {"d0": run.cycle_date - timedelta(days=MESSAGE_LOOKBACK_DAYS), "d": run.cycle_date}).all()
+    for (key, day, account, channel, kinds, template, version, sha, message_id, status, attempts,
+         error, sent_at, run_id, task_id, try_number) in sorted(rows, key=lambda r: r[0]):
+        yield Entry(key=f"message/{key}/{status}", kind="message", account_id=account,
+                    cycle_date=as_date(day), run_id=run_id, task_id=task_id,
+                    try_number=try_number or 0,
+                    payload={"channel": channel, "kinds": _split(kinds), "template": template,
+                             "template_version": version, "content_sha256": sha,
+                             "message_id": message_id, "outcome": status, "attempts": attempts,
+                             "error": (error or "")[:200] if status != "sent" else "",
+                             "sent_at": sent_at or ""})
+
+
+def _read_manifest(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+
+
+def batch_entries(outbox: Path, run: CycleRun) -> Iterator[Entry]:
+    """The day's batch files as their manifests list them (a batch without manifest is not
+    complete, so it is not recorded yet), plus the manifest itself."""
+    day = outbox / run.cycle_date.isoformat()
+    for folder, replay in ((day, False), (day / "replay", True)):
+        for batch in BATCHES:
+            manifest = folder / batch / "manifest.csv"
+            if not manifest.is_file():
+                continue
+            data = manifest.read_bytes()
+            manifest_sha = hashlib.sha256(data).hexdigest()
+            rows = _read_manifest(manifest)
+            prefix = f"{run.cycle_date}/{'replay/' if replay else ''}{batch}"
+            yield Entry(key=f"batch_file/{prefix}/manifest.csv/{manifest_sha}", kind="batch_file",
+                        cycle_date=run.cycle_date, run_id=run.run_id, task_id=run.task_id,
+                        try_number=run.try_number,
+                        payload={"batch": batch, "file": "manifest.csv", "sha256": manifest_sha,
+                                 "records": len(rows), "replay": replay})
+            for row in rows:
+                file_name, sha = row.get("file", ""), row.get("sha256", "")
+                if not file_name and not sha:
+                    file_name = "(record)"
+                payload = {"batch": batch, "file": file_name, "sha256": sha or manifest_sha,
+                           "replay": replay}
+                for amount in ("outstanding", "late_fee"):
+                    if row.get(amount):
+                        payload[amount] = row[amount]
+                yield Entry(key=f"batch_file/{prefix}/{file_name}/{row.get('account_id', '')}/"
+                                f"{sha or manifest_sha}",
+                            kind="batch_file", account_id=row.get("account_id", ""),
+                            cycle_date=run.cycle_date, run_id=run.run_id, task_id=run.task_id,
+                            try_number=run.try_number, payload=payload)
+
+
+def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str]) -> Iterator[Entry]:
+    """Notices, proposals, approvals, orders and the disconnection log up to D. Approvals and
+    orders come from the release DAG, so each cycle's sweep picks up what was released since."""
+    d = {"d": run.cycle_date}
+    if "disconnection_notices" in tables:
+        for notice, account, served, earliest, closed, reason in conn.execute(text(
+                "SELECT notice_id, account_id, served_on, earliest_disconnection, closed_on,"
+                " closed_reason FROM disconnection_notices WHERE served_on <= :d"), d).all():
+            state = f"closed/{as_date(closed)}" if closed else "served"
+            yield Entry(key=f"notice/{notice}/{state}", kind="notice", account_id=account,
+                        cycle_date=as_date(closed) if closed else as_date(served),
+                        run_id=run.run_id, task_id=run.task_id, try_number=run.try_number,
+                        payload={"notice_id": notice, "served_on": as_date(served),
+                                 "earliest_disconnection": as_date(earliest),
+                                 "closed_on": as_date(closed), "closed_reason": reason or ""})
+    if "disconnection_proposals" in tables:
+        for row in conn.execute(text(
+                "SELECT cycle_date, notice_id, account_id, outstanding_fen, earliest_disconnection,"
+                " run_id, task_id, try_number FROM disconnection_proposals"
+                " WHERE cycle_date <= :d"), d).all():
+            yield Entry(key=f"proposal/{as_date(row[0])}/{row[1]}", kind="proposal",
+                        account_id=row[2], cycle_date=as_date(row[0]), run_id=row[5],
+                        task_id=row[6], try_number=row[7],
+                        payload={"notice_id": row[1], "outstanding_fen": row[3],
+                                 "earliest_disconnection": as_date(row[4])})
+    if "disconnection_approvals" in tables:
+        for row in conn.execute(text(
+                "SELECT approval_id, cycle_date, outcome, responded_by, responded_at, proposals,"
+                " amount_fen, run_id, task_id, try_number FROM disconnection_approvals"
+                " WHERE cycle_date <= :d"), d).all():
+            yield Entry(key=f"approval/{row[0]}/{row[2]}", kind="approval",
+                        cycle_date=as_date(row[1]), run_id=row[7], task_id=row[8],
+                        try_number=row[9],
+                        payload={"approval_id": row[0], "outcome": row[2], "responded_by": row[3],
+                                 "responded_at": row[4], "proposals": row[5],
+                                 "amount_fen": row[6]})
+    if "disconnection_orders" in tables:
+        for row in conn.execute(text(
+                "SELECT order_id, notice_id, account_id, cycle_date, released_on, approved_by,"
+                " approval_id, run_id, task_id, try_number FROM disconnection_orders"
+                " WHERE released_on <= :d"), d).all():
+            yield Entry(key=f"order/{row[0]}", kind="order", account_id=row[2],
+                        cycle_date=as_date(row[4]), run_id=row[7], task_id=row[8],
+                        try_number=row[9],
+                        payload={"order_id": row[0], "notice_id": row[1],
+                                 "batch_date": as_date(row[3]), "approved_by": row[5],
+                                 "approval_id": row[6]})
+    if "disconnection_log" in tables:
+        for row in conn.execute(text(
+                "SELECT event_id, event, cycle_date, account_id, notice_id, detail, run_id,"
+                " task_id, try_number FROM disconnection_log WHERE cycle_date <= :d"), d).all():
+            yield Entry(key=f"disconnection_event/{row[0]}", kind="disconnection_event",
+                        account_id=row[3], cycle_date=as_date(row[2]), run_id=row[6],
+                        task_id=row[7], try_number=row[8],
+                        payload={"event": row[1], "notice_id": row[4], "detail": row[5]})
+
+
+def quarantine_entry(conn: Connection, run: CycleRun) -> Entry | None:
+    rows = conn.execute(text("SELECT file, line, reason FROM quarantine WHERE cycle_date = :d"
+                             " ORDER BY file, line"), {"d": run.cycle_date}).all()
+    if not rows:
+        return None
+    # File, line and reason only: the raw row holds personal data.
+    payload = {"rows": [{"file": f, "line": n, "reason": r} for f, n, r in rows]}
+    return Entry(key=f"quarantine/{run.cycle_date}/{_digest(payload)}", kind="quarantine",
+                 cycle_date=run.cycle_date, run_id=run.run_id, task_id=run.task_id,
+                 try_number=run.try_number, payload=payload)
+
+
+def collect(conn: Connection, run: CycleRun, outbox: Path, decide_try: int = 0
+            ) -> tuple[list[Entry], dict[str, str]]:
+    """Every entry the sweep would record for D, and per source whether it was swept or why not."""
+    tables = set(inspect(conn).get_table_names())
+    found: list[Entry] = []
+    sources: dict[str, str] = {}
+    found += decision_entries(conn, run, decide_try)
+    sources["decisions"] = "swept"
+    if (q := quarantine_entry(conn, run)) is not None:
+        found.append(q)
+    sources["quarantine"] = "swept"
+    if "outbox" in tables:
+        found += message_entries(conn, run)
+        sources["messages"] = "swept"
+    else:
+        sources["messages"] = "skipped: no outbox table (delivery not installed)"
+    batch = list(batch_entries(outbox, run))
+    found += batch
+    sources["batches"] = "swept" if batch else "skipped: no manifest under the day's folder"
+    if tables & {"disconnection_notices", "disconnection_proposals", "disconnection_orders"}:
+        found += disconnection_entries(conn, run, tables)
+        sources["disconnection"] = "swept"
+    else:
+        sources["disconnection"] = "skipped: no disconnection tables"
+    return found, sources

@@ -1,0 +1,48 @@
+"""Task glue for the audit and report steps at the end of the cycle DAG."""
+from __future__ import annotations
+
+import logging
+
+from arrears import orchestration
+from arrears.audit import sweep, trail
+
+log = logging.getLogger("arrears.audit")
+
+
+def audit(context) -> dict:
+    """Append the day's decisions and every side effect not yet in the trail; verify the chain."""
+    run = orchestration.run_from_context(context)
+    engine = orchestration.engine()
+    decide_try = 0
+    ti = context.get("ti")
+    if ti is not None:
+        try:
+            decide_try = int((ti.xcom_pull(task_ids="decide") or {}).get("try_number") or 0)
+        except Exception:  # noqa: BLE001 - the try number is a nicety, not a reason to fail
+            decide_try = 0
+    with engine.begin() as conn:
+        found, sources = sweep.collect(conn, run, orchestration.settings().outbox, decide_try)
+        added = trail.append_entries(conn, found)
+    with engine.connect() as conn:
+        check = trail.verify(conn)
+    by_kind: dict[str, int] = {}
+    for entry in found:
+        by_kind[entry.kind] = by_kind.get(entry.kind, 0) + 1
+    summary = {"cycle_date": run.cycle_date.isoformat(), "seen": len(found), "appended": added,
+               "already_recorded": len(found) - added, "by_kind": by_kind, "sources": sources,
+               "chain_ok": check.ok, "chain_entries": check.entries}
+    log.info("audit summary: %s", summary)
+    if not check.ok:
+        from airflow.sdk.exceptions import AirflowFailException
+        raise AirflowFailException(check.describe())
+    return summary
+
+
+def report(context) -> dict:
+    """cycle_report.html for the day, after every step that acts has run."""
+    from arrears.report.cycle_report import write_cycle_report
+    run = orchestration.run_from_context(context)
+    path, facts = write_cycle_report(orchestration.engine(), orchestration.settings().outbox,
+                                     run.cycle_date)
+    log.info("report summary: %s", {"report": str(path), **facts})
+    return {"report": str(path), **facts}

@@ -1,0 +1,104 @@
+"""The ``arrears`` command (installed with the project). Subcommands register themselves in
+``COMMANDS``: add a ``(name, help, setup)`` entry whose ``setup(parser)`` sets ``func``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+
+
+def _engine():
+    from arrears.db import connect
+    from arrears.settings import Settings
+    return connect(Settings.load().db_url)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def audit_account(args) -> int:
+    from arrears.audit.timeline import account_timeline
+    with _engine().connect() as conn:
+        steps = account_timeline(conn, args.account_id)
+    if not steps:
+        print(f"no audit entries for account {args.account_id} (check the id, or run the "
+              "cycle's audit task for the dates you expect)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([s.__dict__ for s in steps], ensure_ascii=False, indent=2))
+        return 0
+    print(f"account {args.account_id}: {len(steps)} audit entries")
+    for s in steps:
+        print(f"{s.cycle_date}  #{s.seq:<6} {s.kind:<19} {s.what}")
+        print(f"{'':12}  rule: {s.rule}")
+        print(f"{'':12}  by {s.run_id} / {s.task_id} / try {s.try_number}")
+    return 0
+
+
+def audit_verify(args) -> int:
+    from arrears.audit.trail import verify
+    with _engine().connect() as conn:
+        result = verify(conn)
+    print(result.describe())
+    return 0 if result.ok else 1
+
+
+def audit_cycle(args) -> int:
+    from arrears.audit.timeline import cycle_summary
+    with _engine().connect() as conn:
+        summary = cycle_summary(conn, args.cycle_date)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return 0
+    print(f"cycle {summary['cycle_date']}: {summary['entries']} audit entries")
+    for title in ("by_kind", "decisions_by_stage", "messages"):
+        if summary[title]:
+            print(f"  {title.replace('_', ' ')}: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(summary[title].items())))
+    for run_id in summary["runs"]:
+        print(f"  run {run_id}")
+    return 0 if summary["entries"] else 1
+
+
+def _setup_audit(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="audit_command", required=True)
+    p = sub.add_parser("account", help="an account's timeline with the rule behind each step")
+    p.add_argument("account_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=audit_account)
+    p = sub.add_parser("verify", help="check the audit trail's hash chain")
+    p.set_defaults(func=audit_verify)
+    p = sub.add_parser("cycle", help="what the audit trail holds for one cycle date")
+    p.add_argument("cycle_date", type=_date)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=audit_cycle)
+
+
+COMMANDS = [
+    ("audit", "the audit trail: account timelines, chain verification, cycle summaries",
+     _setup_audit),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arrears", description="The arrears collection cycle's command line. The database "
+        "is the arrears_db connection (AIRFLOW_CONN_ARREARS_DB).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, setup in COMMANDS:
+        setup(sub.add_parser(name, help=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

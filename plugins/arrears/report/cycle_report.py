@@ -1,0 +1,177 @@
+"""cycle_report.html: what the cycle decided and did on D, next to the cycle before it.
+
+Counts and amounts by stage, action and hold with deltas, quarantined rows (file, line, reason:
+never the raw row, which holds personal data), messages by outcome (from the outbox when the
+delivery step is installed), batch hashes (from the manifests), and the ageing distribution as
+an embedded PNG. The same state gives the same bytes: no timestamps, a fixed PNG metadata set.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from datetime import date
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine, inspect, text
+
+from arrears.audit.pii import mask_text
+from arrears.cycle.decide import as_date
+from arrears.cycle.outputs import cycle_folder, write_atomic
+from arrears.model import ACTIONS, HOLDS, STAGES
+from arrears.money import format_fen
+from arrears.paths import TEMPLATES_DIR
+
+# DPD buckets of the ageing plot: (label, lowest DPD, highest DPD or None).
+AGEING = (("current", None, 0), ("1-7", 1, 7), ("8-30", 8, 30), ("31-60", 31, 60),
+          ("61-90", 61, 90), ("91-180", 91, 180), ("181+", 181, None))
+MESSAGE_STATES = ("sent", "deferred", "failed", "permanent_failure", "queued", "sending",
+                  "expired", "cancelled")
+BATCHES = ("lawyer_letters", "credit_report")
+
+
+def _bucket(dpd: int) -> str:
+    for label, low, high in AGEING:
+        if (low is None or dpd >= low) and (high is None or dpd <= high):
+            return label
+    return AGEING[-1][0]
+
+
+def _split(value: str) -> list[str]:
+    return [v for v in (value or "").split(";") if v]
+
+
+def cycle_facts(engine: Engine, cycle_date: date) -> dict:
+    """The day's numbers: counts and amounts (fen) per stage, action, hold and DPD bucket."""
+    zero = lambda names: {n: [0, 0] for n in names}  # noqa: E731 - [count, fen]
+    facts = {"by_stage": zero(STAGES), "by_action": zero(ACTIONS), "by_hold": zero(HOLDS),
+             "ageing": zero(label for label, _, _ in AGEING), "accounts": 0, "outstanding": 0,
+             "replay": False}
+    with engine.connect() as conn:
+        for stage, dpd, outstanding, actions, holds, replay in conn.execute(text(
+                "SELECT stage, dpd, outstanding_fen, actions, holds, replay FROM decisions"
+                " WHERE cycle_date = :d"), {"d": cycle_date}):
+            facts["accounts"] += 1
+            facts["outstanding"] += outstanding
+            facts["replay"] = facts["replay"] or bool(replay)
+            for table, names in (("by_stage", [stage]), ("by_action", _split(actions)),
+                                 ("by_hold", _split(holds)), ("ageing", [_bucket(dpd)])):
+                for name in names:
+                    cell = facts[table].setdefault(name, [0, 0])
+                    cell[0] += 1
+                    cell[1] += outstanding
+    return facts
+
+
+def previous_cycle(engine: Engine, cycle_date: date) -> date | None:
+    with engine.connect() as conn:
+        value = conn.execute(text("SELECT MAX(cycle_date) FROM decisions WHERE cycle_date < :d"),
+                             {"d": cycle_date}).scalar()
+    return as_date(value)
+
+
+def quarantined(engine: Engine, cycle_date: date) -> list[tuple[str, int, str]]:
+    with engine.connect() as conn:
+        # A reason may quote the bad value: mask anything that looks like an email or phone.
+        return [(f, n, mask_text(r)) for f, n, r in conn.execute(text(
+            "SELECT file, line, reason FROM quarantine WHERE cycle_date = :d ORDER BY file, line"),
+            {"d": cycle_date})]
+
+
+def messages(engine: Engine, cycle_date: date) -> dict[str, dict[str, int]] | None:
+    """channel -> status -> count for D's messages; None without the delivery step's outbox."""
+    with engine.connect() as conn:
+        if "outbox" not in inspect(conn).get_table_names():
+            return None
+        out: dict[str, dict[str, int]] = {}
+        for channel, status, n in conn.execute(text(
+                "SELECT channel, status, COUNT(*) FROM outbox WHERE cycle_date = :d"
+                " GROUP BY channel, status"), {"d": cycle_date}):
+            out.setdefault(channel, {s: 0 for s in MESSAGE_STATES})[status] = n
+    return dict(sorted(out.items()))
+
+
+def batch_hashes(outbox: Path, cycle_date: date) -> list[dict]:
+    rows = []
+    day = cycle_folder(outbox, cycle_date)
+    for folder, replay in ((day, False), (day / "replay", True)):
+        for batch in BATCHES:
+            manifest = folder / batch / "manifest.csv"
+            if manifest.is_file():
+                data = manifest.read_bytes()
+                records = max(0, len(data.decode("utf-8-sig").strip().splitlines()) - 1)
+                rows.append({"batch": batch + (" (replay)" if replay else ""),
+                             "records": records, "sha256": hashlib.sha256(data).hexdigest()})
+    return rows
+
+
+def ageing_png(facts: dict, cycle_date: date) -> bytes:
+    """Accounts and outstanding amount per DPD bucket; deterministic bytes for the same facts."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    labels = [label for label, _, _ in AGEING]
+    counts = [facts["ageing"][label][0] for label in labels]
+    amounts = [facts["ageing"][label][1] / 100 for label in labels]
+    fig = Figure(figsize=(8, 3.2), dpi=100)
+    left, right = fig.subplots(1, 2)
+    left.bar(labels, counts, color="#4c72b0")
+    left.set_title("Accounts by days past due")
+    right.bar(labels, amounts, color="#dd8452")
+    right.set_title("Outstanding (CNY) by days past due")
+    for axis in (left, right):
+        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+        axis.set_xlabel("DPD")
+    fig.suptitle(f"Arrears ageing on {cycle_date.isoformat()}", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _rows(today: dict, before: dict | None, names) -> list[dict]:
+    rows = []
+    for name in names:
+        count, fen = today.get(name, [0, 0])
+        prev_count, prev_fen = (before or {}).get(name, [0, 0])
+        rows.append({"name": name, "count": count, "amount": format_fen(fen),
+                     "delta_count": f"{count - prev_count:+d}" if before is not None else "",
+                     "delta_amount": (("+" if fen >= prev_fen else "") + format_fen(fen - prev_fen))
+                     if before is not None else ""})
+    return rows
+
+
+def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
+    facts = cycle_facts(engine, cycle_date)
+    prev_date = previous_cycle(engine, cycle_date)
+    prev = cycle_facts(engine, prev_date) if prev_date else None
+    quarantine = quarantined(engine, cycle_date)
+    msgs = messages(engine, cycle_date)
+    batches = batch_hashes(outbox, cycle_date)
+    png = base64.b64encode(ageing_png(facts, cycle_date)).decode("ascii")
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "report"),
+                      autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
+    sections = [(title, _rows(facts[key], prev[key] if prev else None, names))
+                for title, key, names in (("Stage", "by_stage", STAGES),
+                                          ("Action", "by_action", ACTIONS),
+                                          ("Hold", "by_hold", HOLDS))]
+    html = env.get_template("cycle_report.html").render(
+        cycle_date=cycle_date.isoformat(), previous=prev_date.isoformat() if prev_date else None,
+        accounts=facts["accounts"], outstanding=format_fen(facts["outstanding"]),
+        delta_accounts=f"{facts['accounts'] - prev['accounts']:+d}" if prev else "",
+        replay=facts["replay"], sections=sections, quarantine=quarantine, messages=msgs,
+        message_states=MESSAGE_STATES, batches=batches, ageing_png=png)
+    summary = {"accounts": facts["accounts"], "quarantined": len(quarantine),
+               "previous_cycle": prev_date.isoformat() if prev_date else None,
+               "messages": {c: {s: n for s, n in v.items() if n} for c, v in (msgs or {}).items()},
+               "batches": {b["batch"]: b["sha256"] for b in batches}}
+    return html, summary
+
+
+def write_cycle_report(engine: Engine, outbox: Path, cycle_date: date) -> tuple[Path, dict]:
+    html, summary = render(engine, outbox, cycle_date)
+    path = write_atomic(cycle_folder(outbox, cycle_date) / "cycle_report.html",
+                        html.encode("utf-8"))
+    return path, summary
