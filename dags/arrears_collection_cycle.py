@@ -100,11 +100,11 @@ def arrears_collection_cycle():
     def audit(**context) -> dict:
         return audit_steps.audit(context)
 
-    # Keep these last: the report and the audit follow every other leaf, i.e. whatever acts.
-    reported, audited = report(), audit()
-    reported >> audited
-    [t for t in audited.operator.dag.leaves if t.task_id != "audit"] >> reported.operator
+    report() >> audit()
     decided >> [lawyer_letters(), credit_report(), agent_lists()]
 
 
-arrears_collection_cycle()
+cycle = arrears_collection_cycle()
+# The report and the audit follow every other leaf, i.e. whatever acts on the day, wherever
+# it is wired above.
+[t for t in cycle.leaves if t.task_id not in ("report", "audit")] >> cycle.get_task("report")
