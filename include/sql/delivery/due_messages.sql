@@ -1,0 +1,9 @@
+-- D's decisions that carry a message on at least one channel, with the holder's own contact
+-- details as delivered for D (never anyone else's).
+SELECT d.account_id, d.actions, d.message_kinds, d.dpd, d.outstanding_fen, d.late_fee_fen,
+       d.reasons, a.holder_name, a.service_address, a.email, a.mobile, a.language
+FROM decisions d
+JOIN extract_accounts a ON a.cycle_date = d.cycle_date AND a.account_id = d.account_id
+WHERE d.cycle_date = :d AND d.message_kinds <> ''
+  AND (d.actions LIKE '%email%' OR d.actions LIKE '%sms%')
+ORDER BY d.account_id COLLATE BINARY;

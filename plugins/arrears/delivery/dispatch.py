@@ -1,0 +1,188 @@
+"""Send what the outbox holds: inside the contact window, each message at most once.
+
+Per message: claim the row (one conditional UPDATE, so two dispatchers never both get it), send,
+record the answer. A row left ``sending`` by a crashed attempt is claimed again only after its
+lease ran out, then resent under the same key (files and the SMS gateway dedupe on it; an SMTP
+resend carries the same Message-ID: see docs/sections/delivery.md).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, text
+
+from arrears.delivery.outbox import Attempt, utc_stamp
+from arrears.delivery.transports import (OutboxMessage, Outage, PermanentFailure,
+                                         TransientFailure)
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+CHUNK = 50                          # messages per SMTP connection / per progress line
+MAX_ATTEMPTS = 5                    # then a failing message is given up as permanent_failure
+LEASE = timedelta(minutes=15)       # a `sending` row older than this belongs to a dead attempt
+
+
+def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def in_window(moment: datetime, tz: str, window: tuple[time, time]) -> bool:
+    """Is the wall-clock moment inside the contact window, in the utility's time zone?"""
+    local = moment.astimezone(ZoneInfo(tz)).time()
+    start, end = window
+    return start <= local <= end if end == time.max else start <= local < end
+
+
+# A later normal (non-replay) decision for the account supersedes an unsent message: it counted
+# this message in its contact history, and sending both would put two days' messages side by side.
+_SUPERSEDED = ("EXISTS (SELECT 1 FROM decisions s WHERE s.account_id = outbox.account_id"
+               " AND s.cycle_date > outbox.cycle_date AND s.replay = 0)")
+_CLAIM = text(
+    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_at = :now,"
+    " run_id = :run_id, task_id = :task_id, try_number = :try_number"
+    " WHERE idem_key = :k AND (status IN ('queued', 'deferred', 'failed')"
+    "   OR (status = 'sending' AND claimed_at < :stale))"
+    f" AND NOT {_SUPERSEDED}")
+_MESSAGE = text(
+    "SELECT idem_key, cycle_date, account_id, channel, address, subject, body_text, body_html,"
+    " message_id, queued_at, attempts FROM outbox WHERE idem_key = :k")
+_MARK = text(
+    "UPDATE outbox SET status = :status, last_error = :error, gateway_answer = :answer,"
+    " sent_at = :sent_at WHERE idem_key = :k AND status = 'sending' AND claimed_at = :now")
+
+
+@dataclass
+class DispatchResult:
+    sent: int = 0
+    failed: int = 0
+    permanent_failure: int = 0
+    deferred: int = 0
+    expired: int = 0
+    skipped: int = 0             # claimed meanwhile by another dispatcher
+    outage: str = ""             # the first outage met; the rest of that channel waits
+    in_window: bool = True
+    dates: list[str] = field(default_factory=list)
+
+    @property
+    def retry_wanted(self) -> bool:
+        return bool(self.failed or self.outage)
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "retry_wanted": self.retry_wanted}
+
+
+def _dates_clause(dates: Iterable[date] | None) -> tuple[str, dict]:
+    if dates is None:
+        return "", {}
+    names = {f"d{i}": d for i, d in enumerate(dates)}
+    if not names:
+        return " AND 1 = 0", {}
+    return f" AND cycle_date IN ({', '.join(':' + n for n in names)})", names
+
+
+def expire_superseded(engine: Engine, dates: Iterable[date] | None = None) -> int:
+    where, params = _dates_clause(dates)
+    with engine.begin() as conn:
+        return conn.execute(text(
+            "UPDATE outbox SET status = 'expired', last_error = 'superseded: a later cycle date"
+            " decided this account before the message could go out'"
+            f" WHERE status IN ('queued', 'deferred', 'failed') AND {_SUPERSEDED}{where}"),
+            params).rowcount
+
+
+def dispatch(engine: Engine, transports: dict, *, tz: str, window: tuple[time, time],
+             attempt: Attempt, dates: Iterable[date] | None = None, clock: Clock = wall_clock,
+             chunk: int = CHUNK, max_attempts: int = MAX_ATTEMPTS,
+             lease: timedelta = LEASE) -> DispatchResult:
+    """Send the unsent messages of ``dates`` (all dates when None) through ``transports``
+    (channel -> transport). Outside the contact window they are marked ``deferred``."""
+    dates = None if dates is None else sorted(set(dates))
+    result = DispatchResult(dates=[d.isoformat() for d in dates or ()])
+    result.expired = expire_superseded(engine, dates)
+    where, params = _dates_clause(dates)
+    now = clock()
+    if not in_window(now, tz, window):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE outbox SET status = 'deferred'"
+                              " WHERE status IN ('queued', 'failed')" + where), params)
+            result.deferred = conn.execute(text(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'deferred'" + where), params).scalar_one()
+        result.in_window = False
+        log.info("outside the contact window %s-%s (%s): %d messages deferred",
+                 window[0], window[1], tz, result.deferred)
+        return result
+    stale = utc_stamp(now - lease)
+    with engine.connect() as conn:
+        todo = conn.execute(text(
+            "SELECT channel, idem_key FROM outbox WHERE (status IN ('queued', 'deferred', 'failed')"
+            " OR (status = 'sending' AND claimed_at < :stale))" + where), {**params, "stale": stale}
+        ).all()
+    todo.sort()
+    outages = []
+    for channel in sorted({c for c, _ in todo}):
+        keys = [k for c, k in todo if c == channel]
+        transport, done, outage = transports[channel], 0, ""
+        for start in range(0, len(keys), chunk):
+            part = keys[start:start + chunk]
+            tried, outage = _send_chunk(engine, transport, part, attempt, clock, stale,
+                                        max_attempts, result)
+            done += tried
+            log.info("%s: %d/%d messages handled (all channels so far: sent %d, failed %d, "
+                     "permanent %d)", transport.name, done, len(keys), result.sent, result.failed,
+                     result.permanent_failure)
+            if outage:
+                log.warning("%s: stopped after an outage, %d messages wait for the next attempt:"
+                            " %s", transport.name, len(keys) - done, outage)
+                outages.append(f"{channel}: {outage}")
+                break
+    result.outage = "; ".join(outages)
+    return result
+
+
+def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, clock: Clock,
+                stale: str, max_attempts: int, result: DispatchResult) -> tuple[int, str]:
+    """Send one chunk; returns how many were handled and the outage that stopped it, if any."""
+    tried = 0
+    by_date: dict[str, list[str]] = {}
+    for key in keys:
+        by_date.setdefault(key.split(":", 1)[0], []).append(key)
+    for day, day_keys in sorted(by_date.items()):
+        with transport.session(day) as send:
+            for key in day_keys:
+                tried += 1
+                now = utc_stamp(clock())
+                with engine.begin() as conn:
+                    claimed = conn.execute(_CLAIM, {"k": key, "now": now, "stale": stale,
+                                                    **attempt.__dict__}).rowcount
+                    row = conn.execute(_MESSAGE, {"k": key}).one() if claimed else None
+                if not claimed:
+                    result.skipped += 1
+                    continue
+                message = OutboxMessage(*[str(v) for v in row[:10]])
+                status, error, answer, sent_at, outage = "sent", "", "", None, ""
+                try:
+                    answer = send(message)
+                    sent_at = utc_stamp(clock())
+                    result.sent += 1
+                except PermanentFailure as exc:
+                    status, error = "permanent_failure", str(exc)
+                    result.permanent_failure += 1
+                except (TransientFailure, Outage) as exc:
+                    error = str(exc)
+                    if row.attempts >= max_attempts:
+                        status, error = "permanent_failure", f"gave up after {row.attempts} attempts: {exc}"
+                        result.permanent_failure += 1
+                    else:
+                        status = "failed"
+                        result.failed += 1
+                    outage = str(exc) if isinstance(exc, Outage) else ""
+                with engine.begin() as conn:
+                    conn.execute(_MARK, {"k": key, "status": status, "error": error[:1000],
+                                         "answer": answer, "sent_at": sent_at, "now": now})
+                if outage:
+                    return tried, outage
+    return tried, ""

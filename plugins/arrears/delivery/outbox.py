@@ -1,0 +1,178 @@
+"""The outbox: every message recorded under its idempotency key before anything is dispatched.
+
+Key ``<cycle date>:<account id>:<channel>``: one message per channel per account per day, so a
+retry, a rerun of the date or a second dispatcher can only ever find the same row again.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import Engine, text
+
+from arrears.cycle.decide import as_date, split_list
+from arrears.cycle.run import CycleRun
+from arrears.db import sql
+from arrears.delivery.render import message_data, render
+from arrears.model import CHANNELS
+from arrears.policy.config import Policy
+
+# Statuses a dispatcher may pick up; `sending` only once its lease ran out (a crashed attempt).
+UNSENT = ("queued", "deferred", "failed")
+# Statuses a rerun of D may still rewrite (nothing went out under them).
+REWRITABLE = (*UNSENT, "cancelled")
+STATUSES = ("queued", "sending", "sent", "deferred", "failed", "permanent_failure", "expired",
+            "cancelled")
+
+
+def idem_key(cycle_date: date, account_id: str, channel: str) -> str:
+    return f"{cycle_date.isoformat()}:{account_id}:{channel}"
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """Deterministic Message-ID: a resend of the same key is recognisably the same message."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+def utc_stamp(moment: datetime) -> str:
+    """Fixed-width UTC text, so stamps compare correctly as strings on both databases."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who is sending: recorded on every row it touches."""
+    run_id: str = "manual"
+    task_id: str = ""
+    try_number: int = 1
+
+
+def _notices(conn, cycle_date: date) -> tuple[dict, dict]:
+    served, cancelled = {}, {}
+    for aid, served_on, earliest, closed_on, reason in conn.execute(
+            sql("delivery/notices.sql", conn.dialect.name), {"d": cycle_date}):
+        if as_date(served_on) == cycle_date:
+            served[aid] = as_date(earliest)
+        elif closed_on is not None and as_date(closed_on) <= cycle_date and reason != "order_released":
+            cancelled[aid] = as_date(served_on)
+    return served, cancelled
+
+
+def _earliest_from_reasons(reasons: str) -> date | None:
+    for code in reasons.split(";"):
+        if code.startswith("disconnection_notice:earliest_"):
+            return date.fromisoformat(code.rsplit("_", 1)[1])
+    return None
+
+
+def planned_messages(engine: Engine, cycle_date: date, policy: Policy, mail_domain: str):
+    """(row dict) for every message D's decisions call for, rendered, in key order."""
+    with engine.connect() as conn:
+        dialect = conn.dialect.name
+        bills = defaultdict(list)
+        for aid, period, due, open_fen, days, fee in conn.execute(
+                sql("delivery/message_bills.sql", dialect), {"d": cycle_date}):
+            bills[aid].append((period, as_date(due), open_fen, days, fee))
+        served, cancelled = _notices(conn, cycle_date)
+        decisions = conn.execute(sql("delivery/due_messages.sql", dialect), {"d": cycle_date}).all()
+    for (aid, actions, kinds, dpd, outstanding, fee, reasons, holder, address, email, mobile,
+         language) in decisions:
+        data = message_data(
+            account_id=aid, holder_name=holder, language=language,
+            kinds=[k for k in kinds.split(";") if k], cycle_date=cycle_date,
+            outstanding_fen=outstanding, late_fee_fen=fee, dpd=dpd, service_address=address,
+            bills=bills.get(aid, ()),
+            report_from=cycle_date + timedelta(days=policy.prenotice_lead_days),
+            earliest_disconnection=served.get(aid) or _earliest_from_reasons(reasons),
+            cancelled_served_on=cancelled.get(aid))
+        for channel in CHANNELS:
+            if channel not in split_list(actions):
+                continue
+            contact = email if channel == "email" else mobile
+            if not contact:  # the policy already withholds a channel without contact details
+                continue
+            key = idem_key(cycle_date, aid, channel)
+            rendered = render(channel, data)
+            yield {"idem_key": key, "cycle_date": cycle_date, "account_id": aid,
+                   "channel": channel, "address": contact, "language": data.language,
+                   "kinds": ";".join(data.kinds), "template": rendered.template,
+                   "template_version": rendered.template_version, "subject": rendered.subject,
+                   "body_text": rendered.text, "body_html": rendered.html,
+                   "content_sha256": rendered.content_sha256,
+                   "message_id": message_id_for(key, mail_domain)}
+
+
+_INSERT = text(
+    "INSERT INTO outbox (idem_key, cycle_date, account_id, channel, address, language, kinds,"
+    " template, template_version, subject, body_text, body_html, content_sha256, message_id,"
+    " status, queued_at, run_id, task_id, try_number)"
+    " VALUES (:idem_key, :cycle_date, :account_id, :channel, :address, :language, :kinds,"
+    " :template, :template_version, :subject, :body_text, :body_html, :content_sha256,"
+    " :message_id, 'queued', :now, :run_id, :task_id, :try_number)"
+    " ON CONFLICT (idem_key) DO NOTHING")
+_REWRITE = text(
+    "UPDATE outbox SET address = :address, language = :language, kinds = :kinds,"
+    " template = :template, template_version = :template_version, subject = :subject,"
+    " body_text = :body_text, body_html = :body_html, content_sha256 = :content_sha256,"
+    " status = 'queued', last_error = '', queued_at = :now"
+    " WHERE idem_key = :idem_key AND status IN ('queued', 'deferred', 'failed', 'cancelled')")
+
+
+@dataclass
+class QueueResult:
+    queued: int = 0          # new rows
+    rewritten: int = 0       # unsent rows whose content changed on a rerun of D
+    unchanged: int = 0       # already recorded (sent or not): nothing to do
+    cancelled: int = 0       # unsent rows D no longer wants
+    replay: bool = False
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def queue_messages(engine: Engine, run: CycleRun, policy: Policy, mail_domain: str,
+                   now: datetime) -> QueueResult:
+    """Record D's messages in the outbox (idempotent). A replay run records nothing."""
+    result = QueueResult(replay=run.replay)
+    if run.replay:
+        return result
+    d = {"d": run.cycle_date}
+    stamp = utc_stamp(now)
+    attempt = {"run_id": run.run_id, "task_id": run.task_id, "try_number": run.try_number}
+    with engine.begin() as conn:
+        existing = {k: (s, sha) for k, s, sha in conn.execute(text(
+            "SELECT idem_key, status, content_sha256 FROM outbox WHERE cycle_date = :d"), d)}
+        wanted = set()
+        for row in planned_messages(engine, run.cycle_date, policy, mail_domain):
+            key = row["idem_key"]
+            wanted.add(key)
+            if key not in existing:
+                conn.execute(_INSERT, {**row, **attempt, "now": stamp})
+                result.queued += 1
+            elif existing[key][0] in REWRITABLE and (existing[key][1] != row["content_sha256"]
+                                                     or existing[key][0] == "cancelled"):
+                conn.execute(_REWRITE, {**row, "now": stamp})
+                result.rewritten += 1
+            else:
+                result.unchanged += 1
+        for key, (status, _) in existing.items():
+            if key not in wanted and status in UNSENT:
+                conn.execute(text(
+                    "UPDATE outbox SET status = 'cancelled', last_error = :why WHERE idem_key = :k"
+                    " AND status IN ('queued', 'deferred', 'failed')"),
+                    {"k": key, "why": f"the decision of the rerun {run.run_id} no longer asks for it"})
+                result.cancelled += 1
+    return result
+
+
+def message_counts(engine: Engine, cycle_date: date) -> dict:
+    """D's messages by outbox status, every status present (zeros included)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    with engine.connect() as conn:
+        for status, n in conn.execute(text(
+                "SELECT status, COUNT(*) FROM outbox WHERE cycle_date = :d GROUP BY status"),
+                {"d": cycle_date}):
+            counts[status] = n
+    return counts

@@ -1,0 +1,148 @@
+"""Customer messages from the templates of include/templates/messages/.
+
+One message per channel per account per day carries every kind due that day (CONTRACT §2). The
+wording lives in ``<language>/parts.j2``: one macro per paragraph, used by the HTML email (an
+autoescaping environment, so customer-supplied fields arrive escaped), the plain-text email and
+the SMS (non-escaping environment: plain text must not show ``&lt;``).
+"""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from arrears.model import LANGUAGES
+from arrears.money import format_fen
+from arrears.paths import TEMPLATES_DIR
+
+MESSAGES_DIR = TEMPLATES_DIR / "messages"
+# Kinds that talk about money owed beyond the balance: the email lists the bills and their fees.
+FEE_KINDS = frozenset({"formal_notice", "credit_prenotice", "disconnection_notice"})
+CHANNEL_TEMPLATES = {"email": ("email.txt.j2", "email.html.j2"), "sms": ("sms.txt.j2",)}
+
+
+@dataclass(frozen=True)
+class BillLine:
+    bill_period: str
+    due_date: str
+    open: str
+    days: int
+    fee: str
+
+
+@dataclass(frozen=True)
+class MessageData:
+    """Everything a message may say; all of it about the account holder alone."""
+    account_id: str
+    holder_name: str
+    language: str
+    kinds: tuple[str, ...]
+    as_of: str
+    outstanding: str
+    late_fee: str
+    dpd: int
+    due_date: str = ""
+    service_address: str = ""
+    bills: tuple[BillLine, ...] = ()
+    report_from: str = ""
+    earliest_disconnection: str = ""
+    cancelled_served_on: str = ""
+    utility_name: str = ""
+    sms_signature: str = ""
+    hotline: str = ""
+    pay_url: str = ""
+
+    @property
+    def fee_due(self) -> bool:
+        """The message talks about the late fee (every kind but a friendly reminder)."""
+        return bool(FEE_KINDS & set(self.kinds))
+
+    @property
+    def show_fees(self) -> bool:
+        return self.fee_due and bool(self.bills)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    template: str
+    template_version: str
+    subject: str
+    text: str
+    html: str = ""
+    content_sha256: str = field(default="")
+
+
+@lru_cache(maxsize=1)
+def sender() -> dict:
+    with (MESSAGES_DIR / "sender.toml").open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def format_day(day: date | None, language: str) -> str:
+    if day is None:
+        return ""
+    if language == "en":
+        return f"{day.day} {day:%B %Y}"
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def message_data(*, account_id: str, holder_name: str, language: str, kinds, cycle_date: date,
+                 outstanding_fen: int, late_fee_fen: int, dpd: int, service_address: str = "",
+                 bills=(), report_from: date | None = None,
+                 earliest_disconnection: date | None = None,
+                 cancelled_served_on: date | None = None) -> MessageData:
+    """``bills``: (bill_period, due_date, open_fen, days_overdue, late_fee_fen), oldest first."""
+    lang = language if language in LANGUAGES else "zh-CN"
+    s = sender()
+    lines = tuple(BillLine(p, format_day(due, lang), format_fen(open_fen), days, format_fen(fee))
+                  for p, due, open_fen, days, fee in bills)
+    return MessageData(
+        account_id=account_id, holder_name=holder_name, language=lang, kinds=tuple(kinds),
+        as_of=format_day(cycle_date, lang), outstanding=format_fen(outstanding_fen),
+        late_fee=format_fen(late_fee_fen), dpd=dpd,
+        due_date=format_day(bills[0][1], lang) if bills else "",
+        service_address=service_address, bills=lines,
+        report_from=format_day(report_from, lang),
+        earliest_disconnection=format_day(earliest_disconnection, lang),
+        cancelled_served_on=format_day(cancelled_served_on, lang),
+        utility_name=s["name"][lang], sms_signature=s["sms_signature"][lang],
+        hotline=s["hotline"], pay_url=s["pay_url"])
+
+
+@lru_cache(maxsize=2)
+def _environment(html: bool) -> Environment:
+    return Environment(loader=FileSystemLoader(str(MESSAGES_DIR)), autoescape=html,
+                       undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=8)
+def template_version(channel: str, language: str) -> str:
+    """sha256 prefix over every source a channel's message of that language is made from."""
+    digest = hashlib.sha256()
+    for name in (*CHANNEL_TEMPLATES[channel], f"{language}/parts.j2", "sender.toml"):
+        digest.update(name.encode() + b"\0" + (MESSAGES_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def _text(name: str, data: MessageData) -> str:
+    return _environment(False).get_template(name).render(m=data).strip() + "\n"
+
+
+def render(channel: str, data: MessageData) -> Rendered:
+    if channel == "email":
+        subject = _environment(False).get_template(f"{data.language}/parts.j2").module.subject(data)
+        text_body = _text("email.txt.j2", data)
+        html_body = _environment(True).get_template("email.html.j2").render(m=data).strip() + "\n"
+    elif channel == "sms":
+        subject, text_body, html_body = "", _text("sms.txt.j2", data), ""
+    else:
+        raise ValueError(f"unknown channel {channel!r}: use one of {tuple(CHANNEL_TEMPLATES)}")
+    subject = " ".join(str(subject).split())  # one header line, whatever the holder name holds
+    content = hashlib.sha256("\0".join((subject, text_body, html_body)).encode()).hexdigest()
+    return Rendered(template=f"messages/{channel}/{data.language}",
+                    template_version=template_version(channel, data.language),
+                    subject=subject, text=text_body, html=html_body, content_sha256=content)

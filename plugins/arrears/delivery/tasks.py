@@ -1,0 +1,106 @@
+"""Task glue for delivery: what the DAGs call (queue, dispatch, the hourly outbox sweep)."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from arrears import orchestration as steps
+from arrears.cycle import outputs
+from arrears.cycle.decide import as_date
+from arrears.delivery.dispatch import Clock, dispatch, wall_clock
+from arrears.delivery.outbox import Attempt, message_counts, queue_messages
+from arrears.delivery.transports import (EmlFileTransport, SmsGatewayTransport, SmsJsonlTransport,
+                                         SmtpTransport, mail_domain, mail_from)
+from arrears.policy import load_policy
+from arrears.settings import Settings, get_connection
+from sqlalchemy import text
+
+log = logging.getLogger("arrears")
+POOL = "arrears_smtp"   # limits concurrent SMTP connections across DAGs (see delivery.md)
+
+
+def transports(settings: Settings) -> dict:
+    """Connections when configured, else the embedded defaults (files under the outbox)."""
+    smtp, sms = get_connection("arrears_smtp"), get_connection("arrears_sms")
+    return {"email": SmtpTransport(smtp) if smtp else EmlFileTransport(settings.outbox, mail_from(None)),
+            "sms": SmsGatewayTransport(sms) if sms else SmsJsonlTransport(settings.outbox)}
+
+
+def _attempt(context) -> Attempt:
+    ti = context.get("ti")
+    return Attempt(run_id=context["dag_run"].run_id, task_id=getattr(ti, "task_id", ""),
+                   try_number=getattr(ti, "try_number", 1) or 1)
+
+
+def _last_try(context) -> bool:
+    ti = context.get("ti")
+    return (getattr(ti, "try_number", 1) or 1) > (getattr(ti, "max_tries", 0) or 0)
+
+
+def queue(context, clock: Clock = wall_clock) -> dict:
+    run = steps.run_from_context(context)
+    if run.replay:
+        log.info("replay run %s: no message is queued for %s", run.run_id, run.cycle_date)
+        return {"replay": True, "queued": 0, "note": "replay: no message queued or sent"}
+    policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
+    result = queue_messages(steps.engine(), run, policy, mail_domain(get_connection("arrears_smtp")),
+                            clock())
+    log.info("outbox for %s: %s", run.cycle_date, result.as_dict())
+    return result.as_dict()
+
+
+def _dispatch(context, dates, clock: Clock) -> dict:
+    s = steps.settings()
+    result = dispatch(steps.engine(), transports(s), tz=s.timezone, window=s.contact_window,
+                      attempt=_attempt(context), dates=dates, clock=clock)
+    summary = result.as_dict()
+    log.info("dispatch: %s", summary)
+    if result.retry_wanted:
+        detail = result.outage or f"{result.failed} messages failed for now"
+        if not _last_try(context):
+            # Airflow's retry is the next attempt: sent messages are not sent again.
+            raise RuntimeError(f"{detail}; this task is retried and sends only what is still "
+                               f"unsent (check the SMTP server / SMS gateway if it persists)")
+        log.warning("%s; last try: the hourly arrears_outbox_dispatch DAG picks them up", detail)
+    return summary
+
+
+def dispatch_cycle(context, clock: Clock = wall_clock) -> dict:
+    """The cycle's own dispatch of D's messages (nothing at all for a replay run)."""
+    run = steps.run_from_context(context)
+    if run.replay:
+        log.info("replay run %s: nothing is sent", run.run_id)
+        return {"replay": True, "sent": 0, "note": "replay: no message queued or sent"}
+    return _dispatch(context, [run.cycle_date], clock)
+
+
+def sweep(context, clock: Clock = wall_clock) -> dict:
+    """Hourly: send what waits (deferred, failed, left by a crash) once the window is open, and
+    refresh the `messages` counts of each touched date's cycle_summary.json."""
+    s = steps.settings()
+    today = clock().astimezone(ZoneInfo(s.timezone)).date()
+    eng = steps.engine()
+    with eng.connect() as conn:
+        dates = sorted({as_date(d) for (d,) in conn.execute(text(
+            "SELECT DISTINCT cycle_date FROM outbox WHERE status IN"
+            " ('queued', 'deferred', 'failed', 'sending') AND cycle_date <= :t"), {"t": today})})
+    summary = _dispatch(context, dates, clock) if dates else {"dates": []}
+    for day in dates:
+        refresh_summary(s, day)
+    return summary
+
+
+def summary_messages(engine, cycle_date: date) -> dict:
+    """cycle_summary.json's `messages`: D's outbox by status (sent, deferred, failed, ...)."""
+    return message_counts(engine, cycle_date)
+
+
+def refresh_summary(settings: Settings, cycle_date: date) -> None:
+    path = outputs.cycle_folder(settings.outbox, cycle_date) / "cycle_summary.json"
+    if not path.exists():
+        return  # publish writes it with the counts
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["messages"] = summary_messages(steps.engine(), cycle_date)
+    outputs.write_summary(settings.outbox, cycle_date, summary)

@@ -1,0 +1,264 @@
+"""Where messages go: SMTP (connection ``arrears_smtp``, via ``emails``) or ``.eml`` files, and
+an HTTP SMS gateway (connection ``arrears_sms``) or ``sms.jsonl`` (CONTRACT §4).
+
+Each transport opens one session per chunk of messages (one SMTP connection reused for the chunk)
+and sends one message at a time, answering what the far end said or raising one of:
+``PermanentFailure`` (do not retry: bad address, 5xx), ``TransientFailure`` (retry later) or
+``Outage`` (the far end is unreachable: stop the batch, retry later).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import smtplib
+import socket
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import format_datetime
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from arrears.cycle.outputs import cycle_folder, write_atomic
+from arrears.delivery.render import sender
+
+
+class DeliveryError(Exception):
+    pass
+
+
+class PermanentFailure(DeliveryError):
+    """The far end refused this message for good (bad address, policy): never retried."""
+
+
+class TransientFailure(DeliveryError):
+    """This message failed for now (4xx, timeout on this message): retried by the next attempt."""
+
+
+class Outage(DeliveryError):
+    """The server or gateway cannot be reached: the rest of the batch waits for the next attempt."""
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    idem_key: str
+    cycle_date: str
+    account_id: str
+    channel: str
+    address: str
+    subject: str
+    body_text: str
+    body_html: str
+    message_id: str
+    queued_at: str
+
+
+def _flag(extra: dict, name: str) -> bool:
+    value = extra.get(name, False)
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
+
+
+def _extra(conn) -> dict:
+    try:
+        return dict(conn.extra_dejson or {})
+    except Exception:  # noqa: BLE001 - a malformed extra is a configuration error below
+        raise DeliveryError(f"connection {conn.conn_id}: extra is not valid JSON; fix it") from None
+
+
+def mail_from(conn) -> str:
+    return (_extra(conn).get("from_email") if conn is not None else None) or sender()["mail_from"]
+
+
+def mail_domain(conn) -> str:
+    return mail_from(conn).rsplit("@", 1)[-1].strip("> ")
+
+
+def build_email(msg: OutboxMessage, from_addr: str):
+    """The MIME message, byte-identical for the same outbox row (Date from the queue time,
+    boundaries from the key), so a resend after a crash is recognisably the same message."""
+    import emails
+
+    queued = datetime.strptime(msg.queued_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    seed = hashlib.sha256(msg.idem_key.encode()).hexdigest()[:24]
+    message = emails.Message(html=msg.body_html or None, text=msg.body_text, subject=msg.subject,
+                             mail_from=from_addr, mail_to=msg.address,
+                             message_id=msg.message_id, date=format_datetime(queued),
+                             headers={"X-Arrears-Key": msg.idem_key})
+
+    def deterministic_boundaries(_message, mime) -> None:
+        for n, part in enumerate(p for p in mime.walk() if p.is_multipart()):
+            part.set_boundary(f"=={seed}.{n}==")
+    message.after_build = deterministic_boundaries
+    return message
+
+
+# --- email over SMTP ------------------------------------------------------------------------
+
+def _smtp_code_failure(code: int, what: str) -> DeliveryError:
+    return (PermanentFailure if 500 <= code < 600 else TransientFailure)(f"{code} {what}")
+
+
+class SmtpTransport:
+    """The ``arrears_smtp`` connection, with the SMTP provider's extras: ``from_email``,
+    ``disable_ssl`` (default false: SMTPS), ``disable_tls`` (default false: STARTTLS when not
+    SMTPS), ``timeout`` (seconds, default 30), ``local_hostname`` (EHLO name)."""
+    name = "smtp"
+
+    def __init__(self, conn):
+        extra = _extra(conn)
+        ssl = not _flag(extra, "disable_ssl")
+        self.from_addr = mail_from(conn)
+        self.options = dict(host=conn.host, port=int(conn.port or (465 if ssl else 25)), ssl=ssl,
+                            tls=not ssl and not _flag(extra, "disable_tls"),
+                            user=conn.login or None, password=conn.password or None,
+                            timeout=int(extra.get("timeout", 30)), fail_silently=False,
+                            # not emails' default getfqdn(): a slow DNS lookup per batch
+                            local_hostname=extra.get("local_hostname") or socket.gethostname())
+        if not conn.host:
+            raise DeliveryError("connection arrears_smtp has no host: set it or delete the "
+                                "connection to write .eml files instead")
+
+    @contextmanager
+    def session(self, cycle_date: str):
+        from emails.backend.smtp import SMTPBackend
+        backend = SMTPBackend(**self.options)
+        try:
+            yield lambda msg: self._send(backend, msg)
+        finally:
+            try:
+                backend.close()
+            except Exception:  # noqa: BLE001 - every message's outcome is already recorded
+                pass
+
+    def _send(self, backend, msg: OutboxMessage) -> str:
+        message = build_email(msg, self.from_addr)
+        try:
+            response = message.send(to=msg.address, smtp=backend)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise _smtp_code_failure(code, f"recipient refused: {reply!r}") from None
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            raise _smtp_code_failure(exc.smtp_code, f"{type(exc).__name__}: {exc.smtp_error!r}") from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise Outage(f"SMTP login refused ({exc.smtp_code}): check the arrears_smtp "
+                         f"login and password") from None
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+            raise Outage(f"SMTP server {self.options['host']}:{self.options['port']} "
+                         f"unreachable: {exc!r}") from None
+        except smtplib.SMTPResponseException as exc:
+            raise _smtp_code_failure(exc.smtp_code, repr(exc.smtp_error)) from None
+        if response is None or not response.success:
+            raise TransientFailure(f"SMTP did not confirm: {response!r}")
+        reply = response.status_text.decode(errors="replace") if response.status_text else ""
+        return f"{response.status_code} {reply}"[:500]
+
+
+class EmlFileTransport:
+    """The embedded default: ``<outbox>/<D>/mail/<key>.eml``. Writing the same key again writes
+    the same bytes, so a resend is harmless."""
+    name = "eml"
+
+    def __init__(self, outbox: Path, from_addr: str):
+        self.outbox, self.from_addr = outbox, from_addr
+
+    @contextmanager
+    def session(self, cycle_date: str):
+        folder = self.outbox / cycle_date / "mail"
+        yield lambda msg: self._send(folder, msg)
+
+    def _send(self, folder: Path, msg: OutboxMessage) -> str:
+        name = msg.idem_key.replace(":", "_") + ".eml"
+        path = write_atomic(folder / name, build_email(msg, self.from_addr).as_bytes())
+        return f"file {path.name}"
+
+
+# --- SMS over HTTP --------------------------------------------------------------------------
+
+def sms_gateway_url(conn) -> str:
+    """``extra.url`` if given, else the connection URI's parts: ``http(s)://host:port/path``
+    (Airflow keeps the URI's path in ``schema``)."""
+    extra = _extra(conn)
+    if extra.get("url"):
+        return str(extra["url"])
+    if not conn.host:
+        raise DeliveryError("connection arrears_sms has no host or extra.url: set one, or delete "
+                            "the connection to write sms.jsonl instead")
+    scheme = "https" if (conn.conn_type or "").lower() == "https" else "http"
+    port = f":{conn.port}" if conn.port else ""
+    return f"{scheme}://{conn.host}{port}/{(conn.schema or '').lstrip('/')}"
+
+
+class SmsGatewayTransport:
+    """One JSON POST per message: ``{"to", "text", "client_ref"}`` with an ``Idempotency-Key``
+    header (the outbox key); the gateway answers 2xx with its receipt, and answers a repeated key
+    with the first receipt without sending again. The password, if any, is a bearer token.
+    4xx (but 408/429) is permanent; 5xx, 408, 429 and timeouts are retried."""
+    name = "sms_gateway"
+
+    def __init__(self, conn):
+        self.url = sms_gateway_url(conn)
+        self.token = conn.password or ""
+        self.timeout = int(_extra(conn).get("timeout", 15))
+
+    @contextmanager
+    def session(self, cycle_date: str):
+        yield self._send
+
+    def _send(self, msg: OutboxMessage) -> str:
+        body = json.dumps({"to": msg.address, "text": msg.body_text.strip(),
+                           "client_ref": msg.message_id}, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8",
+                   "Idempotency-Key": msg.idem_key}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                return f"{reply.status} {reply.read(1000).decode(errors='replace')}"
+        except urllib.error.HTTPError as exc:
+            answer = f"{exc.code} {exc.read(500).decode(errors='replace')}"
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                raise PermanentFailure(answer) from None
+            raise TransientFailure(answer) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise Outage(f"SMS gateway {self.url} unreachable: {exc!r}") from None
+
+
+class SmsJsonlTransport:
+    """The embedded default: one JSON line per message in ``<outbox>/<D>/sms.jsonl``. A key
+    already in the file (a crash after the append) is not appended again."""
+    name = "sms_jsonl"
+
+    def __init__(self, outbox: Path):
+        self.outbox = outbox
+
+    @contextmanager
+    def session(self, cycle_date: str):
+        path = cycle_folder(self.outbox, date.fromisoformat(cycle_date)) / "sms.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        present, torn = set(), False
+        if path.exists():
+            torn = not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    present.add(json.loads(line)["idempotency_key"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line from a crash: its message is sent again below
+        with path.open("ab") as fh:
+            def send(msg: OutboxMessage) -> str:
+                if msg.idem_key in present:
+                    return "already in sms.jsonl"
+                line = json.dumps({"idempotency_key": msg.idem_key, "message_id": msg.message_id,
+                                   "account_id": msg.account_id, "to": msg.address,
+                                   "text": msg.body_text.strip()}, ensure_ascii=False)
+                nonlocal torn
+                if torn:
+                    line, torn = "\n" + line, False  # end a torn line so this one parses
+                fh.write((line + "\n").encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+                present.add(msg.idem_key)
+                return "appended to sms.jsonl"
+            yield send

@@ -1,0 +1,101 @@
+"""Real servers for the delivery tests: an SMTP server (aiosmtpd) and an HTTP SMS gateway
+(http.server), both on 127.0.0.1, recording what arrives and able to fail on request."""
+from __future__ import annotations
+
+import email
+import json
+import socket
+import threading
+from email import policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
+
+
+class SmtpRecorder:
+    """aiosmtpd handler: RCPT to a ``bounce@`` address gets 550; while ``fail_after`` is set,
+    every DATA after that many accepted messages gets 451 (a temporary failure)."""
+
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+        self.fail_after: int | None = None
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("bounce@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            if self.fail_after is not None and len(self.messages) >= self.fail_after:
+                return "451 4.3.0 mailbox busy, try again later"
+            self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 2.0.0 queued"
+
+    def message_ids(self) -> list[str]:
+        return [m["Message-ID"] for m in self.messages]
+
+
+def start_smtp(recorder: SmtpRecorder | None = None, port: int = 0) -> tuple[Controller, SmtpRecorder]:
+    """Start (or, with the recorder and port of a stopped one, restart) the SMTP server."""
+    recorder = recorder or SmtpRecorder()
+    if not port:
+        with socket.socket() as probe:  # aiosmtpd needs a real port number up front
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, recorder
+
+
+class SmsGateway:
+    """The gateway contract of arrears.delivery.transports.SmsGatewayTransport: a repeated
+    Idempotency-Key gets the first receipt and sends nothing. ``+86139000000 99`` is not a valid
+    number (400); while ``fail_after`` is set, requests beyond that many sends get 503."""
+
+    def __init__(self):
+        self.sent: list[dict] = []          # what reached a phone
+        self.requests: list[dict] = []      # every POST, duplicates included
+        self.receipts: dict[str, str] = {}
+        self.fail_after: int | None = None
+        self.lock = threading.Lock()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                key = self.headers.get("Idempotency-Key", "")
+                with gateway.lock:
+                    gateway.requests.append({"key": key, "auth": self.headers.get("Authorization"),
+                                             "path": self.path, **body})
+                    if key in gateway.receipts:
+                        code, answer = 200, gateway.receipts[key]
+                    elif body["to"].endswith("99"):
+                        code, answer = 400, json.dumps({"error": "invalid number"})
+                    elif gateway.fail_after is not None and len(gateway.sent) >= gateway.fail_after:
+                        code, answer = 503, json.dumps({"error": "busy"})
+                    else:
+                        gateway.sent.append(body)
+                        answer = json.dumps({"id": f"gw-{len(gateway.sent)}", "status": "accepted"})
+                        gateway.receipts[key] = answer
+                        code = 200
+                data = answer.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
