@@ -1,3 +1,7 @@
+-- The accounts of D's extract in one part, lo (inclusive) to hi (exclusive; NULL: no upper end).
 SELECT account_id, holder_name, customer_class, service_address, email, mobile, language,
        protections, opt_out
-FROM extract_accounts WHERE cycle_date = :d ORDER BY account_id COLLATE BINARY;
+FROM extract_accounts
+WHERE cycle_date = :d AND account_id >= :lo COLLATE BINARY
+  AND (CAST(:hi AS TEXT) IS NULL OR account_id < :hi COLLATE BINARY)
+ORDER BY account_id COLLATE BINARY;

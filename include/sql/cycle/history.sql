@@ -4,6 +4,8 @@
 SELECT d.account_id, d.cycle_date, d.stage, d.stage_entered_on, d.actions
 FROM decisions d JOIN extract_accounts a ON a.account_id = d.account_id AND a.cycle_date = :d
 WHERE d.replay = 0 AND d.cycle_date < :d
+  AND a.account_id >= :lo COLLATE BINARY
+  AND (CAST(:hi AS TEXT) IS NULL OR a.account_id < :hi COLLATE BINARY)
   AND (d.cycle_date >= :recent
        OR d.actions LIKE '%credit_prenotice%' OR d.actions LIKE '%lawyer_letter%'
        OR d.actions LIKE '%credit_report%'

@@ -8,6 +8,8 @@ SELECT n.account_id, n.notice_id, n.served_on, n.earliest_disconnection,
        n.closed_on
 FROM disconnection_notices n JOIN extract_accounts a ON a.account_id = n.account_id AND a.cycle_date = :d
 WHERE n.served_on < :d
+  AND a.account_id >= :lo COLLATE BINARY
+  AND (CAST(:hi AS TEXT) IS NULL OR a.account_id < :hi COLLATE BINARY)
   AND (n.closed_on IS NULL OR n.closed_on >= :d OR n.closed_reason = 'order_released'
        OR NOT EXISTS (SELECT 1 FROM disconnection_log t
                       WHERE t.notice_id = n.notice_id AND t.event = 'cancellation_told'

@@ -12,6 +12,8 @@ from sqlalchemy import Connection, Engine, text
 from arrears.cycle.grouping import AccountStream
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
+from arrears.db.bulk import Batch
+from arrears.db.sqlfiles import spelled
 from arrears.model import Account, CaseEvent, Decision, History, Notice, OpenBill
 from arrears.policy import decide
 from arrears.policy.business_days import BusinessCalendar
@@ -19,6 +21,21 @@ from arrears.policy.config import Policy
 
 log = logging.getLogger(__name__)
 CHUNK = 5000
+PART_SIZE = 250_000  # accounts per mapped decide task: a million accounts keep 2 workers busy
+
+
+@dataclass(frozen=True)
+class AccountRange:
+    """One part of D's accounts for a mapped task: ``lo`` <= account_id < ``hi`` in byte order
+    (``hi`` None: no upper end). The parts of a plan cover every possible id exactly once."""
+    lo: str = ""
+    hi: str | None = None
+
+    def params(self) -> dict:
+        return {"lo": self.lo, "hi": self.hi}
+
+
+EVERY_ACCOUNT = AccountRange()
 
 
 def as_date(value) -> date | None:
@@ -74,10 +91,11 @@ def _history(rows: list, pending: list, cycle_date: date, policy: Policy) -> His
 
 
 def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
-                   calendar: BusinessCalendar) -> Iterator[Decision]:
-    """Each account of D's extract decided from what was known as of D, in account order."""
+                   calendar: BusinessCalendar, part: AccountRange = EVERY_ACCOUNT) -> Iterator[Decision]:
+    """Each account of D's extract (in ``part``) decided from what was known as of D, in
+    account order."""
     dialect = conn.dialect.name
-    d = {"d": cycle_date}
+    d = {"d": cycle_date, **part.params()}
     stream = conn.execution_options(stream_results=True, yield_per=CHUNK)
     recent = cycle_date - timedelta(days=max(policy.contact_cap_days, policy.contact_repeat_days))
     bills = AccountStream(stream.execute(sql("cycle/open_bills.sql", dialect), d))
@@ -85,8 +103,12 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
     history = AccountStream(stream.execute(sql("cycle/history.sql", dialect), {**d, "recent": recent}))
     notices = AccountStream(stream.execute(sql("cycle/pending_notices.sql", dialect), d))
 
+    dates: dict[date, date] = {}  # one calendar look-up per serving date, not per account
+
     def earliest(served: date) -> date:
-        return calendar.earliest_disconnection(served, policy.disconnection_notice_days)
+        if served not in dates:
+            dates[served] = calendar.earliest_disconnection(served, policy.disconnection_notice_days)
+        return dates[served]
 
     for row in stream.execute(sql("cycle/accounts.sql", dialect), d):
         account = Account(*row[:7], protections=split_list(row[7]), opt_out=split_list(row[8]))
@@ -104,54 +126,63 @@ class DecideResult:
     by_stage: dict[str, int] = field(default_factory=dict)
 
 
-_DECISION_INSERT = text(
-    "INSERT INTO decisions (cycle_date, account_id, stage, stage_entered_on, dpd, outstanding_fen,"
-    " late_fee_fen, actions, holds, message_kinds, reasons, policy_version, replay, run_id)"
-    " VALUES (:cycle_date, :account_id, :stage, :stage_entered_on, :dpd, :outstanding_fen,"
-    " :late_fee_fen, :actions, :holds, :message_kinds, :reasons, :policy_version, :replay, :run_id)")
-_BILL_INSERT = text(
-    "INSERT INTO decision_bills (cycle_date, account_id, bill_id, days_overdue, late_fee_fen)"
-    " VALUES (:cycle_date, :account_id, :bill_id, :days, :fee)")
+_DECISION_COLUMNS = ("cycle_date", "account_id", "stage", "stage_entered_on", "dpd",
+                     "outstanding_fen", "late_fee_fen", "actions", "holds", "message_kinds",
+                     "reasons", "policy_version", "replay", "run_id")
+_BILL_COLUMNS = ("cycle_date", "account_id", "bill_id", "days_overdue", "late_fee_fen")
+_IN_PART = ("cycle_date = :d AND account_id >= :lo COLLATE BINARY"
+            " AND (CAST(:hi AS TEXT) IS NULL OR account_id < :hi COLLATE BINARY)")
 
 
-def decide_cycle(engine: Engine, run: CycleRun, policy: Policy,
-                 calendar: BusinessCalendar) -> DecideResult:
-    """Replace D's decisions. A replay's rows are marked replay unless a normal run decided D."""
+def replay_flag(conn: Connection, run: CycleRun) -> int:
+    """A replay's rows are marked replay unless a normal run already decided D."""
+    normal_exists = conn.execute(text(
+        "SELECT COUNT(*) FROM decisions WHERE cycle_date = :d AND replay = 0"),
+        {"d": run.cycle_date}).scalar_one()
+    return int(run.replay and not normal_exists)
+
+
+def plan_parts(engine: Engine, cycle_date: date, size: int = PART_SIZE) -> list[AccountRange]:
+    """Split D's accounts into parts of about ``size`` accounts, for mapped decide tasks."""
+    with engine.connect() as conn:
+        bounds = [r[0] for r in conn.execute(sql("cycle/part_bounds.sql", engine.dialect.name),
+                                             {"d": cycle_date, "size": size})]
+    edges = ["", *bounds]
+    return [AccountRange(lo, hi) for lo, hi in zip(edges, [*bounds, None])]
+
+
+def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: BusinessCalendar,
+                 part: AccountRange = EVERY_ACCOUNT, replay: int | None = None) -> DecideResult:
+    """Replace D's decisions (of the accounts in ``part``). ``replay`` comes from the plan when
+    parts run as separate tasks; by default it is worked out here (see replay_flag)."""
     result = DecideResult()
-    d = {"d": run.cycle_date}
+    where = {"d": run.cycle_date, **part.params()}
+    dialect = engine.dialect.name
     with engine.connect() as reader, engine.begin() as writer:
-        normal_exists = writer.execute(text(
-            "SELECT COUNT(*) FROM decisions WHERE cycle_date = :d AND replay = 0"), d).scalar_one()
-        replay = int(run.replay and not normal_exists)
-        writer.execute(text("DELETE FROM decisions WHERE cycle_date = :d"), d)
-        writer.execute(text("DELETE FROM decision_bills WHERE cycle_date = :d"), d)
-        rows, bill_rows = [], []
-        for decision in iter_decisions(reader, run.cycle_date, policy, calendar):
+        if replay is None:
+            replay = replay_flag(writer, run)
+        for table in ("decisions", "decision_bills"):
+            writer.execute(text(spelled(f"DELETE FROM {table} WHERE {_IN_PART}", dialect)), where)
+        rows = Batch(writer, "decisions", _DECISION_COLUMNS)
+        bills = Batch(writer, "decision_bills", _BILL_COLUMNS)
+        d = run.cycle_date
+        for decision in iter_decisions(reader, d, policy, calendar, part):
             result.accounts += 1
             result.by_stage[decision.stage] = result.by_stage.get(decision.stage, 0) + 1
-            rows.append(decision_row(decision, replay, run.run_id))
-            bill_rows += [{"cycle_date": run.cycle_date, "account_id": decision.account_id,
-                           "bill_id": b, "days": days, "fee": fee}
-                          for b, days, fee in decision.bill_fees]
-            if len(rows) >= CHUNK:
-                writer.execute(_DECISION_INSERT, rows)
-                writer.execute(_BILL_INSERT, bill_rows)
-                rows, bill_rows = [], []
+            rows.add(decision_tuple(decision, replay, run.run_id))
+            for bill_id, days, fee in decision.bill_fees:
+                bills.add((d, decision.account_id, bill_id, days, fee))
+            if result.accounts % 100_000 == 0:
                 log.info("decided %d accounts", result.accounts)
-        if rows:
-            writer.execute(_DECISION_INSERT, rows)
-        if bill_rows:
-            writer.execute(_BILL_INSERT, bill_rows)
+        rows.flush()
+        bills.flush()
     return result
 
 
-def decision_row(decision: Decision, replay: int, run_id: str) -> dict:
-    return {
-        "cycle_date": decision.cycle_date, "account_id": decision.account_id,
-        "stage": decision.stage, "stage_entered_on": decision.stage_entered_on,
-        "dpd": decision.dpd, "outstanding_fen": decision.outstanding_fen,
-        "late_fee_fen": decision.late_fee_fen, "actions": ";".join(decision.actions),
-        "holds": ";".join(decision.holds), "message_kinds": ";".join(decision.message_kinds),
-        "reasons": ";".join(decision.reasons), "policy_version": decision.policy_version,
-        "replay": replay, "run_id": run_id,
-    }
+def decision_tuple(decision: Decision, replay: int, run_id: str) -> tuple:
+    return (decision.cycle_date, decision.account_id, decision.stage, decision.stage_entered_on,
+            decision.dpd, decision.outstanding_fen, decision.late_fee_fen,
+            ";".join(decision.actions), ";".join(decision.holds),
+            ";".join(decision.message_kinds), ";".join(decision.reasons),
+            decision.policy_version, replay, run_id)
+

@@ -18,7 +18,12 @@ def sql(name: str, dialect: str = "sqlite"):
     """The one statement in ``include/sql/<name>`` as a SQLAlchemy ``text``; ``COLLATE BINARY``
     is spelled as the dialect wants it."""
     body = (SQL_DIR / name).read_text(encoding="utf-8").strip().rstrip(";")
-    return text(body.replace("COLLATE BINARY", _COLLATE_BINARY[dialect]))
+    return text(spelled(body, dialect))
+
+
+def spelled(statement: str, dialect: str) -> str:
+    """``COLLATE BINARY`` as the dialect spells it."""
+    return statement.replace("COLLATE BINARY", _COLLATE_BINARY[dialect])
 
 
 def split_statements(script: str) -> list[str]:
