@@ -1,0 +1,92 @@
+"""The auditors' page inside the Airflow UI: account search, timeline, links to task logs.
+
+Plugin FastAPI apps are mounted on the api-server without Airflow's authentication, so every
+route here depends on Airflow's own ``get_user``: a valid Airflow JWT from the
+``Authorization: Bearer`` header or the ``_token`` cookie the UI sets. The page itself sends a
+browser without one to Airflow's login page; the JSON routes answer 401/403.
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from arrears.paths import TEMPLATES_DIR
+
+URL_PREFIX = "/arrears-audit"
+CYCLE_DAG, RELEASE_DAG = "arrears_collection_cycle", "arrears_disconnection_release"
+_RELEASE_KINDS = {"approval", "order"}
+
+app = FastAPI(title="Arrears audit trail", docs_url=None, redoc_url=None, openapi_url=None)
+_templates = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "audit"),
+                         autoescape=select_autoescape(["html"]))
+
+
+async def current_user(request: Request):
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPAuthorizationCredentials
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    bearer = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None
+    return await get_user(request, None, bearer)
+
+
+def _engine():
+    from arrears.db import connect
+    from arrears.settings import Settings
+    return connect(Settings.load().db_url)
+
+
+def dag_of(kind: str, task_id: str) -> str:
+    """The DAG whose task wrote the entry: approvals and orders come from the release DAG."""
+    if kind in _RELEASE_KINDS or task_id in ("approve", "release", "record_outcome",
+                                            "collect_proposals"):
+        return RELEASE_DAG
+    return CYCLE_DAG
+
+
+def log_link(kind: str, run_id: str, task_id: str, try_number: int) -> str:
+    if not run_id or not task_id:
+        return ""
+    link = (f"/dags/{dag_of(kind, task_id)}/runs/{quote(run_id, safe='')}/tasks/"
+            f"{quote(task_id, safe='')}")
+    return link + (f"?try_number={try_number}" if try_number else "")
+
+
+def timeline_json(account_id: str) -> list[dict]:
+    from arrears.audit.timeline import account_timeline
+    with _engine().connect() as conn:
+        steps = account_timeline(conn, account_id)
+    return [{**s.__dict__, "log_url": log_link(s.kind, s.run_id, s.task_id, s.try_number)}
+            for s in steps]
+
+
+@app.get("/", response_class=HTMLResponse)
+async def page(request: Request, account: str = ""):
+    try:
+        user = await current_user(request)
+    except HTTPException:
+        from airflow.api_fastapi.app import get_auth_manager
+        login = get_auth_manager().get_url_login(next_url=str(request.url))
+        return RedirectResponse(login, status_code=303)
+    account = account.strip()
+    steps = timeline_json(account) if account else []
+    html = _templates.get_template("auditor_page.html").render(
+        account=account, steps=steps, user=user.get_name(), prefix=URL_PREFIX)
+    return HTMLResponse(html)
+
+
+@app.get("/api/accounts/{account_id}")
+async def account_api(account_id: str, user=Depends(current_user)):
+    return JSONResponse({"account_id": account_id, "steps": timeline_json(account_id)})
+
+
+@app.get("/api/verify")
+async def verify_api(user=Depends(current_user)):
+    from arrears.audit.trail import verify
+    with _engine().connect() as conn:
+        result = verify(conn)
+    return {"ok": result.ok, "entries": result.entries, "first_broken_seq": result.first_broken_seq,
+            "problem": result.problem}

@@ -1,0 +1,21 @@
+"""The project's Airflow plugin: the auditors' page (a FastAPI app shown in the UI) and the task
+listener that masks personal data in task logs. The code lives in the ``arrears`` package."""
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from arrears.audit import listener
+from arrears.audit.web import URL_PREFIX, app
+
+
+class ArrearsPlugin(AirflowPlugin):
+    name = "arrears"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Arrears audit trail"}]
+    external_views = [{
+        "name": "Audit trail",
+        "href": URL_PREFIX + "/",
+        "url_route": "arrears-audit",
+        "category": "browse",
+        "destination": "nav",
+    }]
+    listeners = [listener]

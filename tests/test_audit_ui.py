@@ -1,0 +1,160 @@
+"""The auditors' page in a running api-server: refused without login; after logging in through
+Airflow's own login page, a search shows the account's timeline (headless Debian Chromium)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from arrears.audit import trail
+from arrears.audit.trail import Entry
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+USER, PASSWORD = "auditor", "Audit-Pass-2026"
+SCREENSHOT = os.environ.get("ARREARS_SCREENSHOT")  # set to refresh docs/img/auditor_page.png
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _seed(db: Path) -> None:
+    from arrears.db import connect
+    engine = connect(f"sqlite:///{db}")
+    d1, d3 = date(2026, 11, 16), date(2026, 11, 18)
+    run1, run3 = "scheduled__2026-11-16T00:30:00+00:00", "scheduled__2026-11-18T00:30:00+00:00"
+    trail.record(engine, [
+        Entry(key="decision/2026-11-16/A6", kind="decision", account_id="A6", cycle_date=d1,
+              run_id=run1, task_id="decide", try_number=1,
+              payload={"stage": "escalation", "dpd": 67, "outstanding_fen": 40000,
+                       "late_fee_fen": 2680, "actions": [], "holds": ["disputed"],
+                       "reasons": ["stage:escalation:dpd_67", "no_messages:disputed",
+                                   "escalation_stopped:disputed"], "policy_version": "default-1"}),
+        Entry(key="decision/2026-11-18/A6", kind="decision", account_id="A6", cycle_date=d3,
+              run_id=run3, task_id="decide", try_number=1,
+              payload={"stage": "escalation", "dpd": 69, "outstanding_fen": 40000,
+                       "late_fee_fen": 2760, "actions": ["email", "sms", "credit_prenotice"],
+                       "holds": [], "reasons": ["stage:escalation:dpd_69", "email:due",
+                                                "credit_prenotice:escalation_entry"],
+                       "policy_version": "default-1"}),
+        Entry(key="message/2026-11-18:A6:email/sent", kind="message", account_id="A6",
+              cycle_date=d3, run_id=run3, task_id="deliver", try_number=2,
+              payload={"channel": "email", "outcome": "sent", "template": "email",
+                       "template_version": "ab12", "content_sha256": "f" * 64,
+                       "kinds": ["credit_prenotice"]}),
+    ])
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory, airflow_home):
+    tmp = tmp_path_factory.mktemp("ui")
+    db = tmp / "arrears.db"
+    _seed(db)
+    passwords = tmp / "passwords.json"
+    passwords.write_text(json.dumps({USER: PASSWORD}))
+    port = _free_port()
+    env = {**os.environ,
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+           "AIRFLOW__API_AUTH__JWT_SECRET": "audit-ui-test-secret",
+           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+           "AIRFLOW_CONN_ARREARS_DB": json.dumps({"conn_type": "sqlite", "host": str(db)}),
+           "PYTHONPATH": str(REPO / "plugins")}
+    log = (tmp / "api-server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port),
+                             "--host", "127.0.0.1", "--workers", "1"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/api/v2/monitor/health", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("api-server did not start:\n"
+                                + (tmp / "api-server.log").read_text()[-3000:])
+                time.sleep(1)
+        yield base
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        log.close()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_unauthenticated_requests_are_refused(api_server):
+    opener = urllib.request.build_opener(_NoRedirect)
+    for path in ("/arrears-audit/api/accounts/A6", "/arrears-audit/api/verify"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(api_server + path)
+        assert err.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as err:  # a forged token is no better
+        opener.open(urllib.request.Request(api_server + "/arrears-audit/api/accounts/A6",
+                                           headers={"Authorization": "Bearer not.a.jwt"}))
+    assert err.value.code in (401, 403)
+    with pytest.raises(urllib.error.HTTPError) as err:  # the page sends the browser to login
+        opener.open(api_server + "/arrears-audit/?account=A6")
+    assert err.value.code == 303 and "login" in err.value.headers["Location"]
+    assert "A6" not in err.value.read().decode()
+
+
+def test_token_from_airflow_opens_the_api(api_server):
+    body = json.dumps({"username": USER, "password": PASSWORD}).encode()
+    token = json.load(urllib.request.urlopen(urllib.request.Request(
+        api_server + "/auth/token", data=body, headers={"Content-Type": "application/json"})))
+    got = json.load(urllib.request.urlopen(urllib.request.Request(
+        api_server + "/arrears-audit/api/accounts/A6",
+        headers={"Authorization": f"Bearer {token['access_token']}"})))
+    assert [s["kind"] for s in got["steps"]] == ["decision", "decision", "message"]
+    assert got["steps"][2]["log_url"] == ("/dags/arrears_collection_cycle/runs/"
+                                          "scheduled__2026-11-18T00%3A30%3A00%2B00%3A00/tasks/"
+                                          "deliver?try_number=2")
+
+
+def test_browser_logs_in_searches_and_sees_the_timeline(api_server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(api_server + "/arrears-audit/")
+            page.wait_for_url("**/login**", timeout=30_000)
+            page.locator("input[name=username], input#username").first.fill(USER)
+            page.locator("input[type=password]").first.fill(PASSWORD)
+            page.locator("button[type=submit]").first.click()
+            page.wait_for_url("**/arrears-audit/**", timeout=30_000)
+            page.fill("#account", "A6")
+            page.click("#search")
+            page.wait_for_selector("#timeline", timeout=30_000)
+            assert "Account A6: 3 steps" in page.inner_text("#timeline-title")
+            rows = page.locator("#timeline tr.step")
+            assert rows.count() == 3
+            first, last = rows.nth(0).inner_text(), rows.nth(2).inner_text()
+            assert "2026-11-16" in first and "escalation_stopped:disputed" in first
+            assert "email message sent" in last
+            links = page.locator("#timeline a")
+            assert "/dags/arrears_collection_cycle/runs/" in links.first.get_attribute("href")
+            if SCREENSHOT:
+                page.screenshot(path=SCREENSHOT, full_page=True)
+        finally:
+            browser.close()
