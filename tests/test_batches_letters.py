@@ -108,17 +108,25 @@ def test_manifest_lists_every_letter_with_its_hash(decided, tmp_path):
     assert main(["verify", str(batch.path)]) == 1
 
 
-def test_rerun_gives_identical_bytes_also_across_worker_processes(decided, tmp_path, monkeypatch):
-    from arrears.batches import letters
-    first = letters_folder(tmp_path, "one")
-    write(decided, first, workers=1)
-    again = letters_folder(tmp_path, "two")
-    monkeypatch.setattr(letters, "PARALLEL_FROM", 1)   # two letters are enough to use the pool
-    monkeypatch.setattr(letters, "CHUNK", 1)
-    write(decided, again, workers=2)
-    write(decided, first, workers=1)                   # and a rerun over the published batch
+def test_rerun_gives_identical_bytes(decided, tmp_path):
+    first, again = letters_folder(tmp_path, "one"), letters_folder(tmp_path, "two")
+    write(decided, first)
+    write(decided, again)
+    write(decided, first)                              # a rerun over the published batch
     assert files(first / "lawyer_letters") == files(again / "lawyer_letters")
     assert not [p.name for p in first.iterdir() if p.name.startswith(".")]  # no staging left over
+
+
+def test_worker_processes_draw_the_same_bytes_in_the_same_order(monkeypatch):
+    from arrears.batches import letters
+    batch = [letters.Letter(D, f"A{n}", holder, "上海市", lang, 70 + n, 30_000 + n, 2_100 + n,
+                            (letters.LetterBill("2026-08", 30_000 + n, D0, 70 + n, 2_100 + n),))
+             for n, (holder, lang) in enumerate([("李娜", "zh-CN"), ("Acme", "en"), ("王伟", "zh-CN")])]
+    serial = [(letter.account_id, pdf) for letter, pdf in letters.rendered(batch, workers=1)]
+    monkeypatch.setattr(letters, "PARALLEL_FROM", 1)   # three letters are enough to use the pool
+    monkeypatch.setattr(letters, "CHUNK", 1)
+    pooled = [(letter.account_id, pdf) for letter, pdf in letters.rendered(batch, workers=2)]
+    assert pooled == serial and [a for a, _ in serial] == ["A0", "A1", "A2"]
 
 
 def test_a_crash_mid_batch_keeps_the_previous_complete_batch(decided, tmp_path, monkeypatch):

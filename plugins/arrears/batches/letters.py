@@ -24,15 +24,18 @@ from hashlib import sha1
 from multiprocessing import get_context
 from pathlib import Path
 
-from markupsafe import Markup, escape
-from sqlalchemy import Connection, Engine
+from typing import TYPE_CHECKING
 
-from arrears.batches.store import Batch
-from arrears.cycle.grouping import AccountStream
-from arrears.cycle.outputs import csv_bytes
-from arrears.db import sql
+from markupsafe import Markup, escape
+
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+# Worker processes import this module to draw letters: it must not pull in Airflow or the
+# database layer at import time (that costs seconds per worker), hence the local imports below.
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +83,8 @@ class Letter:
 def file_name(account_id: str) -> str:
     """A safe, unique file name for any account id (ids with other characters get a hash)."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", account_id)
-    if safe != account_id or safe.startswith("."):
-        safe = f"{safe}-{sha1(account_id.encode('utf-8')).hexdigest()[:8]}"
+    if safe != account_id or safe.startswith("."):  # no hidden files, no "..": staging uses dots
+        safe = f"{safe.lstrip('.') or '_'}-{sha1(account_id.encode('utf-8')).hexdigest()[:8]}"
     return f"{safe}.pdf"
 
 
@@ -255,8 +258,10 @@ def render_chunk(letters: list[Letter]) -> list[bytes]:
 
 def iter_letters(conn: Connection, cycle_date: date) -> Iterator[Letter]:
     """D's letters in account order, streamed."""
-    dialect = conn.dialect.name
     from arrears.cycle.decide import as_date
+    from arrears.cycle.grouping import AccountStream
+    from arrears.db import sql
+    dialect = conn.dialect.name
     d = {"d": cycle_date}
     bills = AccountStream(conn.execute(sql("batches/letter_bills.sql", dialect), d))
     for aid, holder, address, language, dpd, outstanding, fee in conn.execute(
@@ -315,6 +320,9 @@ def write_lawyer_letters(engine: Engine, day_folder, cycle_date: date, replay: b
                          workers: int | None = None) -> LetterBatch:
     """Render D's letters into ``<day_folder>/lawyer_letters/`` and publish the batch whole."""
     import time
+
+    from arrears.batches.store import Batch
+    from arrears.cycle.outputs import csv_bytes
     started = time.monotonic()
     register_cjk_font()  # fail before anything is staged when the font is missing
     with engine.connect() as conn:
