@@ -25,10 +25,11 @@ pool AS (
     ) x GROUP BY account_id
 ),
 ordered AS (
-    SELECT bills.*, COALESCE(pool.pool, 0) - COALESCE(SUM(bills.amount_fen - bills.direct_paid) OVER (
+    -- Only the accounts with money in the pool need the running total (a window sort).
+    SELECT bills.*, pool.pool - COALESCE(SUM(bills.amount_fen - bills.direct_paid) OVER (
                PARTITION BY bills.account_id ORDER BY bills.due_date, bills.bill_id
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS left_in_pool
-    FROM bills LEFT JOIN pool ON pool.account_id = bills.account_id
+    FROM bills JOIN pool ON pool.account_id = bills.account_id
 ),
 allocated AS (
     SELECT ordered.*,
@@ -36,6 +37,8 @@ allocated AS (
                 WHEN left_in_pool >= amount_fen - direct_paid THEN amount_fen - direct_paid
                 ELSE left_in_pool END AS pooled_paid
     FROM ordered
+    UNION ALL
+    SELECT bills.*, 0, 0 FROM bills WHERE NOT EXISTS (SELECT 1 FROM pool WHERE pool.account_id = bills.account_id)
 )
 SELECT cycle_date, bill_id, account_id, bill_period, due_date, amount_fen,
        direct_paid + pooled_paid, amount_fen - direct_paid - pooled_paid

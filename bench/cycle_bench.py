@@ -1,0 +1,252 @@
+"""The cycle's cost at scale: each step of one cycle date on SQLite and PostgreSQL, beside a
+baseline measured in the same run on the same data, with each step's peak memory.
+
+    python bench/cycle_bench.py --accounts 50000            # make bench
+    python bench/cycle_bench.py --accounts 1000000 --db postgresql
+
+Every step runs in its own process, so its peak RSS (from wait4) is the step's own. The landing
+folder is generated once per size and seed under var/bench/ and reused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(REPO / "bench"))
+
+D = date(2026, 11, 16)            # a Monday, inside the contact window's week
+PG_URL = os.environ.get("ARREARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+# --------------------------------------------------------------------------- the landing folder
+
+def population_for(accounts: int, seed: int) -> int:
+    """How many synthetic customers give about ``accounts`` accounts in D's extract (only the
+    ones in arrears on D are listed)."""
+    from arrears.datagen import make_account, rows_for_day
+    sample = 3000
+    listed = sum(rows_for_day(make_account(seed, i, D), D)[0] is not None for i in range(sample))
+    return max(1, round(accounts * sample / listed))
+
+
+def landing_for(work: Path, accounts: int, seed: int) -> Path:
+    """``<work>/landing-<N>-<seed>/<D>/``, generated on first use (the progress line shows the
+    files growing)."""
+    root = work / f"landing-{accounts}-{seed}"
+    folder = root / D.isoformat()
+    if (root / "complete").exists():
+        return folder
+    population = population_for(accounts, seed)
+    say(f"generating a landing folder of ~{accounts:,} accounts ({population:,} customers) in {root}")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+            "from datetime import date; from arrears.datagen import generate; "
+            "generate(Path(sys.argv[2]), date.fromisoformat(sys.argv[3]), 1, int(sys.argv[4]), "
+            "int(sys.argv[5]))")
+    child = subprocess.Popen([sys.executable, "-c", code, str(REPO / "plugins"), str(root),
+                              D.isoformat(), str(population), str(seed)])
+    while child.poll() is None:
+        time.sleep(5)
+        size = sum(p.stat().st_size for p in folder.glob("*.csv")) if folder.exists() else 0
+        say(f"  ... {size / 1e6:,.0f} MB written")
+    if child.returncode:
+        raise SystemExit(f"generating the landing folder failed (exit {child.returncode})")
+    (root / "complete").write_text("ok\n")
+    return folder
+
+
+# --------------------------------------------------------------------------- databases
+
+def fresh_database(kind: str, work: Path, tag: str) -> str:
+    """An empty, migrated collection database: a SQLite file or a PostgreSQL schema."""
+    from sqlalchemy import create_engine, text
+    if kind == "sqlite":
+        path = work / f"bench-{tag}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    else:
+        schema = f"bench_{tag}"
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        admin.dispose()
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    from arrears.db import connect
+    connect(url).dispose()
+    return url
+
+
+def drop_database(kind: str, url: str, tag: str, work: Path) -> None:
+    from sqlalchemy import create_engine, text
+    if kind == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{work / f'bench-{tag}.db'}{suffix}").unlink(missing_ok=True)
+        return
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS bench_{tag} CASCADE"))
+    admin.dispose()
+
+
+# --------------------------------------------------------------------------- running a step
+
+def run_step(step: str, **args) -> dict:
+    """Run ``steps.<step>`` in a child process; its result plus wall time and peak RSS (MB)."""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, str(REPO / "bench" / "steps.py"), step,
+                              json.dumps(args, default=str)], stdout=subprocess.PIPE, text=True)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"step {step} failed (exit {child.returncode}); its output:\n{out}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["wall"] = time.perf_counter() - started
+    result["rss_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def run_concurrently(step: str, args_list: list[dict]) -> tuple[float, list[dict]]:
+    """Run several children of ``step`` at once (the Celery workers); wall time and results."""
+    started = time.perf_counter()
+    children = [subprocess.Popen([sys.executable, str(REPO / "bench" / "steps.py"), step,
+                                  json.dumps(a, default=str)], stdout=subprocess.PIPE, text=True)
+                for a in args_list]
+    results = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode:
+            raise SystemExit(f"step {step} failed (exit {child.returncode}); its output:\n{out}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return time.perf_counter() - started, results
+
+
+# --------------------------------------------------------------------------- the table
+
+class Table:
+    HEADER = ("db", "step", "rows", "seconds", "rows/s", "baseline", "baseline s", "ratio",
+              "target", "peak RSS MB")
+
+    def __init__(self):
+        self.rows: list[tuple] = []
+
+    def add(self, db: str, step: str, rows: int, seconds: float, baseline: str = "",
+            base_seconds: float | None = None, target: str = "", rss: float | None = None) -> None:
+        ratio = f"{seconds / base_seconds:.2f}x" if base_seconds else ""
+        row = (db, step, f"{rows:,}", f"{seconds:.2f}", f"{rows / seconds:,.0f}" if seconds else "",
+               baseline, f"{base_seconds:.2f}" if base_seconds else "", ratio, target,
+               f"{rss:.0f}" if rss else "")
+        self.rows.append(row)
+        say("  " + " | ".join(c for c in row if c))
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+    def text(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) for i, h in enumerate(self.HEADER)]
+        fmt = "  ".join("{:>%d}" % w for w in widths)
+        return "\n".join([fmt.format(*self.HEADER), *(fmt.format(*r) for r in self.rows)])
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next((line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), "?")
+    return f"{os.cpu_count()} CPUs ({cpu}), {int(mem.split()[0]) / 2**20:.1f} GiB RAM, Python {platform.python_version()}"
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: bool,
+                   extra_steps: list[str]) -> None:
+    tag = f"{kind[:2]}{os.getpid()}"
+    url = fresh_database(kind, work, tag)
+    try:
+        say(f"{kind}: ingest")
+        ingest = run_step("ingest", url=url, folder=str(folder))
+        base = run_step("ingest_baseline", url=url, folder=str(folder))
+        table.add(kind, "ingest", ingest["rows"], ingest["seconds"], base["what"], base["seconds"],
+                  "<= 3x raw COPY", ingest["rss_mb"])
+
+        say(f"{kind}: staging")
+        stage = run_step("stage", url=url)
+        base = run_step("stage_baseline", url=url)
+        table.add(kind, "staging", stage["rows"], stage["seconds"], base["what"], base["seconds"],
+                  "<= 2x INSERT…SELECT", stage["rss_mb"])
+
+        say(f"{kind}: decisions (1 process)")
+        decide = run_step("decide", url=url)
+        table.add(kind, "decisions", decide["rows"], decide["seconds"], "", None, "", decide["rss_mb"])
+        total = ingest["seconds"] + stage["seconds"] + decide["seconds"]
+        table.add(kind, "ingest+staging+decisions", decide["rows"], total, "", None,
+                  "< 30 s at 1 M (PostgreSQL)")
+
+        if workers:
+            say(f"{kind}: decisions split in 2 parts on 2 worker processes at once")
+            parts = run_step("plan", url=url, parts=2)["parts"]
+            seconds, results = run_concurrently("decide", [{"url": url, "part": p} for p in parts])
+            rows = sum(r["rows"] for r in results)
+            table.add(kind, "decisions, 2 workers", rows, seconds, "decisions, 1 process",
+                      decide["seconds"], "speed-up = 1/ratio")
+
+        for step in extra_steps:
+            say(f"{kind}: {step}")
+            result = run_step(step, url=url, work=str(work / f"outbox-{tag}"))
+            if result.get("skipped"):
+                table.add(kind, step, 0, 0.0, result["skipped"])
+                continue
+            base = run_step(f"{step}_baseline", url=url, work=str(work / f"outbox-{tag}")) \
+                if result.get("baseline") else None
+            table.add(kind, step, result["rows"], result["seconds"], base["what"] if base else "",
+                      base["seconds"] if base else None, result.get("target", ""), result["rss_mb"])
+    finally:
+        drop_database(kind, url, tag, work)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=50_000, help="accounts in the extract")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--db", default="sqlite,postgresql", help="comma list: sqlite,postgresql")
+    parser.add_argument("--work", type=Path, default=REPO / "var" / "bench")
+    parser.add_argument("--steps", default="mail,letters,credit_file,report",
+                        help="steps after decisions (comma list; empty for none)")
+    parser.add_argument("--no-workers", action="store_true", help="skip the 1-vs-2 workers run")
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    say(f"benchmark of one cycle date with ~{args.accounts:,} accounts on {machine()}")
+    folder = landing_for(args.work, args.accounts, args.seed)
+    table = Table()
+    extra = [s for s in args.steps.split(",") if s]
+    for kind in args.db.split(","):
+        bench_database(kind, folder, args.work, table, workers=not args.no_workers and kind == "postgresql",
+                       extra_steps=extra)
+    report = (f"Accounts: ~{args.accounts:,} (seed {args.seed}), cycle date {D}; machine: {machine()}\n\n"
+              + table.markdown() + "\n")
+    out = args.work / f"last-{args.accounts}.md"
+    out.write_text(report, encoding="utf-8")
+    print()
+    print(table.text())
+    print(f"\n(markdown table written to {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
