@@ -11,6 +11,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from arrears import orchestration as steps
 from arrears.audit import tasks as audit_steps
 from arrears.batches import tasks as batch_steps
+from arrears.delivery import tasks as delivery_steps
 from arrears.disconnection import tasks as disconnection_steps
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
@@ -86,10 +87,21 @@ def arrears_collection_cycle():
     def agent_lists(**context) -> dict:
         return batch_steps.agent_lists(context)
 
+    @task
+    def queue_messages(**context) -> dict:
+        return delivery_steps.queue(context)
+
+    # One pool slot per SMTP session; messages outside the contact window wait for the hourly
+    # arrears_outbox_dispatch DAG, so this never blocks the cycle.
+    @task(pool=delivery_steps.POOL)
+    def dispatch_messages(**context) -> dict:
+        return delivery_steps.dispatch_cycle(context)
+
     decided = decide()
-    wait_for_landing() >> ingest() >> stage() >> decided >> publish()
     served = disconnection()
-    decided >> served
+    messages = queue_messages()
+    wait_for_landing() >> ingest() >> stage() >> decided >> served >> messages
+    messages >> dispatch_messages() >> publish()
     announce_proposals(served)
 
     @task

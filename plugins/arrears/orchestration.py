@@ -100,11 +100,13 @@ def decide(context) -> dict:
 
 def publish(context) -> dict:
     """decisions.csv and cycle_summary.json for the day."""
+    from arrears.delivery import tasks as delivery_tasks  # it imports this module
     run = run_from_context(context)
     eng, outbox = engine(), settings().outbox
     decisions = outputs.write_decisions_csv(eng, outbox, run.cycle_date)
     summary = outputs.decision_counts(eng, run.cycle_date)
     summary["replay"] = run.replay
+    summary["messages"] = delivery_tasks.summary_messages(eng, run.cycle_date)
     path = outputs.write_summary(outbox, run.cycle_date, summary)
     log.info("published %s and %s", decisions, path)
     return {"decisions": str(decisions), "summary": str(path)}
