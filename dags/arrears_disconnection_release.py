@@ -11,10 +11,10 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, task
 
 from arrears.disconnection import tasks as steps
+from arrears.disconnection.approval import SupervisorApproval
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 COLLECT = "collect_proposals"
@@ -48,7 +48,7 @@ def arrears_disconnection_release():
     def collect_proposals(**context) -> dict:
         return steps.collect_proposals(context)
 
-    approve = ApprovalOperator(
+    approve = SupervisorApproval(
         task_id="approve",
         subject=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['subject'] }}}}",
         body=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['body'] }}}}",

@@ -95,7 +95,8 @@ def collect_proposals(context) -> dict:
 
 
 def _answer(context) -> dict | None:
-    return context["ti"].xcom_pull(task_ids="approve")
+    from arrears.disconnection.approval import ANSWER_KEY
+    return context["ti"].xcom_pull(task_ids="approve", key=ANSWER_KEY)
 
 
 def _release_date() -> date:
@@ -138,7 +139,7 @@ def record_outcome(context) -> dict:
     if chosen == "Approve":
         return {"outcome": "approved"}
     user = answer.get("responded_by_user")
-    outcome = "rejected" if user else "timed_out"
+    outcome = "timed_out" if answer.get("timedout") or not user else "rejected"
     approval_id = record_answer(engine(), batch_date(context), run_from_context(context), outcome,
                                 (user or {}).get("name", ""), str(answer.get("responded_at") or ""))
     log.info("batch %s %s: nothing released", approval_id, outcome)
