@@ -1,9 +1,9 @@
 """The release DAG end to end: `airflow dags test` waits in the approval, a real api-server on the
 same metadata database answers it through the REST API as a named supervisor.
 
-Approve -> work orders released with that supervisor's name; Reject -> nothing released. The
-timeout path (no answer by the deadline) is enforced by the scheduler: its configuration
-(defaults Reject, a deadline) and the recording of a timed-out answer are tested here without one.
+Approve -> work orders released with that supervisor's name; Reject -> nothing released.
+No answer by the deadline -> a real `airflow scheduler` (on a fresh metadata DB, every DAG paused)
+applies the default Reject after an 8-second deadline -> nothing released, recorded as timed_out.
 """
 from __future__ import annotations
 
@@ -241,3 +241,33 @@ def test_a_timed_out_answer_is_recorded_as_timed_out(tmp_path, monkeypatch):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT outcome, responded_by FROM disconnection_approvals")).all() == [
             ("timed_out", "")]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(400)
+def test_no_answer_by_the_deadline_releases_nothing_with_a_real_scheduler(batch, tmp_path_factory):
+    """A scheduler on a fresh metadata DB applies the default Reject once the deadline passes."""
+    home = tmp_path_factory.mktemp("timeout-home")
+    env = {**batch["env"], "AIRFLOW_HOME": str(home),
+           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # the scheduler starts no run itself
+           "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+           "AIRFLOW_VAR_ARREARS_DISCONNECTION_APPROVAL_HOURS": str(8 / 3600)}  # 8 seconds
+    subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
+                   capture_output=True, timeout=180)
+    batch = {**batch, "env": env}
+    scheduler_log = (home / "scheduler.log").open("wb")
+    scheduler = subprocess.Popen([str(VENV_BIN / "airflow"), "scheduler"], env=env, stdout=scheduler_log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    proc = _run_release(batch)
+    try:
+        proc.wait(timeout=240)
+        log = (batch["tmp"] / "dags-test.log").read_text()
+        assert proc.returncode == 0, log[-4000:]
+    finally:
+        kill(proc)
+        kill(scheduler)
+        scheduler_log.close()
+    assert not (batch["outbox"] / batch["today"].isoformat() / "disconnection" / "work_orders.csv").exists()
+    assert _approvals(batch["engine"]) == [("timed_out", "", 2, 130_000, "record_outcome")]
+    with batch["engine"].connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM disconnection_orders")).scalar_one() == 0
