@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
@@ -13,8 +13,11 @@ from arrears.audit import tasks as audit_steps
 from arrears.batches import tasks as batch_steps
 from arrears.delivery import tasks as delivery_steps
 from arrears.disconnection import tasks as disconnection_steps
+from arrears.ops import alerts
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
+# 08:30 local: the billing extract lands overnight, messages go out inside the contact window.
+SCHEDULED_AT = time(8, 30)
 
 default_args = {
     "owner": "collections-ops",
@@ -22,13 +25,18 @@ default_args = {
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=15),
+    "on_failure_callback": alerts.failure_notifier(),
+    # Every step writes the collection database; the pool caps concurrent writers (airflow-init
+    # and the e2e setup create it).
+    "pool": "arrears_db",
 }
 
 
 @dag(
     dag_id="arrears_collection_cycle",
-    # 08:30 local: the billing extract lands overnight, messages go out inside the contact window.
-    schedule=CronTriggerTimetable("30 8 * * *", timezone=TIMEZONE),
+    schedule=CronTriggerTimetable(f"{SCHEDULED_AT.minute} {SCHEDULED_AT.hour} * * *",
+                                  timezone=TIMEZONE),
+    deadline=alerts.cycle_deadline(SCHEDULED_AT),
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,

@@ -16,6 +16,7 @@ from arrears.cycle import outputs
 from arrears.cycle.run import CycleRun, cycle_date_of
 from arrears.db import connect
 from arrears.ingest import ingest_delivery
+from arrears.ops.runs import record_run
 from arrears.policy import load_policy
 from arrears.policy.business_days import BusinessCalendar
 from arrears.settings import Settings
@@ -43,6 +44,7 @@ def run_from_context(context) -> CycleRun:
         run_id=dag_run.run_id,
         run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
         allow_contact=bool(params.get("allow_contact", False)),
+        dry_run=bool(params.get("dry_run", False)),
         try_number=getattr(ti, "try_number", 1) or 1,
         task_id=getattr(ti, "task_id", ""),
     )
@@ -91,6 +93,7 @@ def stage(context) -> dict:
 def decide(context) -> dict:
     run = run_from_context(context)
     policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
+    record_run(engine(), run)
     result = decide_step.decide_cycle(engine(), run, policy, BusinessCalendar.for_policy(policy))
     summary = {"accounts": result.accounts, "by_stage": result.by_stage, "replay": run.replay,
                "policy_version": policy.version}

@@ -12,13 +12,15 @@ class CycleRun:
     run_id: str = "manual"
     run_type: str = "manual"
     allow_contact: bool = False
+    dry_run: bool = False
     try_number: int = 1
     task_id: str = ""
 
     @property
     def replay(self) -> bool:
-        """A backfill run recomputes but contacts nobody, unless its conf allows contact."""
-        return self.run_type == "backfill" and not self.allow_contact
+        """Recompute, contact nobody, and keep the decisions out of the contact history: a backfill
+        run unless its conf allows contact, and any dry run."""
+        return self.dry_run or (self.run_type == "backfill" and not self.allow_contact)
 
     @property
     def is_backfill(self) -> bool:

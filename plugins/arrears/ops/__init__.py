@@ -1,0 +1,1 @@
+"""Operations: the record of each cycle run, deadline alerts and failure notifications."""

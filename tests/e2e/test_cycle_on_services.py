@@ -1,0 +1,104 @@
+"""The collection cycle on real services: a scheduled-style run, then `airflow backfill create` over
+past dates; the backfilled days are replays (decisions and outputs marked, no message sent).
+
+Runs against the scheduler, dag-processor, triggerer, api-server and a Celery worker started by
+the `services` fixture (PostgreSQL metadata, Redis broker, PostgreSQL collection database).
+"""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from arrears import datagen
+from e2e_services import DAG_ID
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+ACCOUNTS = 80
+
+
+def last_schedule_date(now: datetime) -> date:
+    """Cycle date of the latest 08:30 Asia/Shanghai (00:30 UTC) at or before now."""
+    fire = datetime.combine(now.date(), time(0, 30), timezone.utc)
+    return (fire if fire <= now else fire - timedelta(days=1)).date()
+
+
+def logical(day: date) -> str:
+    return f"{day.isoformat()}T00:30:00Z"
+
+
+def sent_messages(outbox) -> dict[str, int]:
+    """Messages the delivery step wrote, per file kind, over the whole outbox."""
+    sms = sum(len(p.read_text().splitlines()) for p in outbox.rglob("sms.jsonl"))
+    return {"eml": len(list(outbox.rglob("*.eml"))), "sms": sms}
+
+
+def summary(outbox, day: date) -> dict:
+    return json.loads((outbox / day.isoformat() / "cycle_summary.json").read_text())
+
+
+def test_scheduled_run_then_backfill_replays(services):
+    svc = services
+    # The scheduler may create the run of the latest 08:30 on unpause: give it data too.
+    newest = last_schedule_date(datetime.now(timezone.utc))
+    day = newest - timedelta(days=1)                       # the scheduled-style run
+    backfill = [newest - timedelta(days=n) for n in (4, 3, 2)]
+    datagen.generate(svc.landing, backfill[0], (newest - backfill[0]).days + 1, ACCOUNTS, seed=11)
+
+    svc.wait("the DAG to be parsed and serialized",
+             lambda: svc.rest("GET", f"/api/v2/dags/{DAG_ID}", ok=(200, 404))[0] == 200, 180)
+    svc.rest("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+
+    # The run conf is validated by the DAG's Params before any run exists.
+    status, _ = svc.rest("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
+                         {"logical_date": logical(day), "conf": {"allow_contact": "yes"}},
+                         ok=(400, 422))
+    assert status in (400, 422)
+
+    _, run = svc.rest("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
+                      {"dag_run_id": f"scheduled-style__{day}", "logical_date": logical(day),
+                       "conf": {}})
+    svc.wait_run(run["dag_run_id"], timeout=300)
+    normal = summary(svc.outbox, day)
+    assert normal["replay"] is False and normal["accounts"] > 0
+    before = sent_messages(svc.outbox)
+
+    svc.airflow("backfill", "create", "--dag-id", DAG_ID,
+                "--from-date", f"{backfill[0]}T00:00:00+08:00",
+                "--to-date", f"{backfill[-1]}T23:59:59+08:00", "--reprocess-behavior", "none")
+
+    def backfill_runs():
+        _, runs = svc.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=50")
+        runs = runs["dag_runs"]
+        if len(runs) == len(backfill) and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        return None
+    runs = svc.wait("the backfill runs", backfill_runs, timeout=420, every=5)
+    assert all(r["state"] == "success" for r in runs), svc.run_report()
+    assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in backfill]
+
+    # Replays: outputs say so, nothing was sent, and the database records the runs as replays.
+    for past in backfill:
+        assert summary(svc.outbox, past)["replay"] is True
+        assert not (svc.outbox / past.isoformat() / "mail").exists()
+        assert not (svc.outbox / past.isoformat() / "sms.jsonl").exists()
+    assert sent_messages(svc.outbox) == before
+    engine = create_engine(svc.data_url)
+    try:
+        with engine.connect() as conn:
+            recorded = conn.execute(text(
+                "SELECT cycle_date, run_type, replay, allow_contact FROM cycle_runs"
+                " ORDER BY cycle_date")).all()
+            replayed = dict(conn.execute(text(
+                "SELECT cycle_date, MIN(replay) FROM decisions GROUP BY cycle_date")).all())
+    finally:
+        engine.dispose()
+    by_date = {row[0]: row[1:] for row in recorded}
+    for past in backfill:
+        assert by_date[past] == ("backfill", 1, 0)
+        assert replayed[past] == 1
+    assert by_date[day] == ("manual", 0, 0)
+    assert replayed[day] == 0
