@@ -51,6 +51,7 @@ def test_multi_day_run_is_fully_audited(cycle_env, dagbag, caplog, capfd):
                                           "disconnection_proposals")).all()
             assert {f"proposal/{str(d)[:10]}/{n}" for d, n in proposals} <= keys
     manifests = sorted(outbox.glob("*/*/manifest.csv"))
+    assert manifests, "A2's lawyer letter and the bureau file give the sweep manifests to read"
     for manifest in manifests:
         rows = list(csv.DictReader(manifest.open(encoding="utf-8")))
         recorded = [e for e in entries if e.kind == "batch_file"

@@ -49,6 +49,10 @@ def _seed(db: Path) -> None:
                        "holds": [], "reasons": ["stage:escalation:dpd_69", "email:due",
                                                 "credit_prenotice:escalation_entry"],
                        "policy_version": "default-1"}),
+        Entry(key="batch_file/2026-11-18/lawyer_letters/A6.pdf/A6/" + "b" * 64, kind="batch_file",
+              account_id="A6", cycle_date=d3, run_id=run3, task_id="audit", try_number=1,
+              payload={"batch": "lawyer_letters", "file": "A6.pdf", "sha256": "b" * 64,
+                       "outstanding": "400.00", "replay": False}),
         Entry(key="message/2026-11-18:A6:email/sent", kind="message", account_id="A6",
               cycle_date=d3, run_id=run3, task_id="deliver", try_number=2,
               payload={"channel": "email", "outcome": "sent", "template": "email",
@@ -124,8 +128,8 @@ def test_token_from_airflow_opens_the_api(api_server):
     got = json.load(urllib.request.urlopen(urllib.request.Request(
         api_server + "/arrears-audit/api/accounts/A6",
         headers={"Authorization": f"Bearer {token['access_token']}"})))
-    assert [s["kind"] for s in got["steps"]] == ["decision", "decision", "message"]
-    assert got["steps"][2]["log_url"] == ("/dags/arrears_collection_cycle/runs/"
+    assert [s["kind"] for s in got["steps"]] == ["decision", "decision", "batch_file", "message"]
+    assert got["steps"][3]["log_url"] == ("/dags/arrears_collection_cycle/runs/"
                                           "scheduled__2026-11-18T00%3A30%3A00%2B00%3A00/tasks/"
                                           "deliver?try_number=2")
 
@@ -146,15 +150,24 @@ def test_browser_logs_in_searches_and_sees_the_timeline(api_server):
             page.fill("#account", "A6")
             page.click("#search")
             page.wait_for_selector("#timeline", timeout=30_000)
-            assert "Account A6: 3 steps" in page.inner_text("#timeline-title")
+            assert "Account A6: 4 steps" in page.inner_text("#timeline-title")
             rows = page.locator("#timeline tr.step")
-            assert rows.count() == 3
-            first, last = rows.nth(0).inner_text(), rows.nth(2).inner_text()
+            assert rows.count() == 4
+            first, last = rows.nth(0).inner_text(), rows.nth(3).inner_text()
             assert "2026-11-16" in first and "escalation_stopped:disputed" in first
             assert "email message sent" in last
             links = page.locator("#timeline a")
             assert "/dags/arrears_collection_cycle/runs/" in links.first.get_attribute("href")
+
+            # The same page inside Airflow's UI, as the "Audit trail" entry of the Browse menu.
+            page.goto(api_server + "/plugin/arrears-audit")
+            frame = page.frame_locator("iframe").first
+            frame.locator("#account").fill("A6")
+            frame.locator("#search").click()
+            frame.locator("#timeline").wait_for(timeout=30_000)
+            assert frame.locator("#timeline tr.step").count() == 4
             if SCREENSHOT:
-                page.screenshot(path=SCREENSHOT, full_page=True)
+                page.wait_for_timeout(1000)
+                page.screenshot(path=SCREENSHOT)
         finally:
             browser.close()
