@@ -27,5 +27,10 @@ demo: install
 test: install
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+# The cycle benchmark (see docs/sections/benchmarks.md); the full size: `make bench N=1000000`.
+N ?= 50000
+bench: install
+	@$(PY) bench/cycle_bench.py --accounts $(N) $(ARGS)
+
 clean:
 	rm -rf var/ .pytest_cache

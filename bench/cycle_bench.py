@@ -13,9 +13,11 @@ import argparse
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -117,6 +119,7 @@ def run_step(step: str, **args) -> dict:
     result = json.loads(out.strip().splitlines()[-1])
     result["wall"] = time.perf_counter() - started
     result["rss_mb"] = usage.ru_maxrss / 1024
+    result["cpu"] = usage.ru_utime + usage.ru_stime  # the step's own CPU (not the server's)
     return result
 
 
@@ -139,17 +142,18 @@ def run_concurrently(step: str, args_list: list[dict]) -> tuple[float, list[dict
 
 class Table:
     HEADER = ("db", "step", "rows", "seconds", "rows/s", "baseline", "baseline s", "ratio",
-              "target", "peak RSS MB")
+              "target", "peak RSS MB", "process CPU s")
 
     def __init__(self):
         self.rows: list[tuple] = []
 
     def add(self, db: str, step: str, rows: int, seconds: float, baseline: str = "",
-            base_seconds: float | None = None, target: str = "", rss: float | None = None) -> None:
+            base_seconds: float | None = None, target: str = "", rss: float | None = None,
+            cpu: float | None = None) -> None:
         ratio = f"{seconds / base_seconds:.2f}x" if base_seconds else ""
         row = (db, step, f"{rows:,}", f"{seconds:.2f}", f"{rows / seconds:,.0f}" if seconds else "",
                baseline, f"{base_seconds:.2f}" if base_seconds else "", ratio, target,
-               f"{rss:.0f}" if rss else "")
+               f"{rss:.0f}" if rss else "", f"{cpu:.1f}" if cpu else "")
         self.rows.append(row)
         say("  " + " | ".join(c for c in row if c))
 
@@ -174,8 +178,29 @@ def machine() -> str:
 
 # --------------------------------------------------------------------------- the benchmark
 
+@contextmanager
+def smtp_sink():
+    """A local aiosmtpd server that accepts and discards every message, in its own process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                               "-c", "aiosmtpd.handlers.Sink"])
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: bool,
-                   extra_steps: list[str]) -> None:
+                   extra_steps: list[str], limits: dict) -> None:
     tag = f"{kind[:2]}{os.getpid()}"
     url = fresh_database(kind, work, tag)
     try:
@@ -183,17 +208,20 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
         ingest = run_step("ingest", url=url, folder=str(folder))
         base = run_step("ingest_baseline", url=url, folder=str(folder))
         table.add(kind, "ingest", ingest["rows"], ingest["seconds"], base["what"], base["seconds"],
-                  "<= 3x raw COPY", ingest["rss_mb"])
+                  "<= 3x raw COPY", ingest["rss_mb"], ingest["cpu"])
 
         say(f"{kind}: staging")
         stage = run_step("stage", url=url)
         base = run_step("stage_baseline", url=url)
         table.add(kind, "staging", stage["rows"], stage["seconds"], base["what"], base["seconds"],
-                  "<= 2x INSERT…SELECT", stage["rss_mb"])
+                  "<= 2x INSERT…SELECT", stage["rss_mb"], stage["cpu"])
 
+        say(f"{kind}: an earlier cycle's decisions as history")
+        run_step("history", url=url)
         say(f"{kind}: decisions (1 process)")
         decide = run_step("decide", url=url)
-        table.add(kind, "decisions", decide["rows"], decide["seconds"], "", None, "", decide["rss_mb"])
+        table.add(kind, "decisions", decide["rows"], decide["seconds"], "", None, "", decide["rss_mb"],
+                  decide["cpu"])
         total = ingest["seconds"] + stage["seconds"] + decide["seconds"]
         table.add(kind, "ingest+staging+decisions", decide["rows"], total, "", None,
                   "< 30 s at 1 M (PostgreSQL)")
@@ -206,16 +234,29 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
             table.add(kind, "decisions, 2 workers", rows, seconds, "decisions, 1 process",
                       decide["seconds"], "speed-up = 1/ratio")
 
+        outbox = str(work / f"outbox-{tag}")
         for step in extra_steps:
             say(f"{kind}: {step}")
-            result = run_step(step, url=url, work=str(work / f"outbox-{tag}"))
-            if result.get("skipped"):
-                table.add(kind, step, 0, 0.0, result["skipped"])
-                continue
-            base = run_step(f"{step}_baseline", url=url, work=str(work / f"outbox-{tag}")) \
-                if result.get("baseline") else None
-            table.add(kind, step, result["rows"], result["seconds"], base["what"] if base else "",
-                      base["seconds"] if base else None, result.get("target", ""), result["rss_mb"])
+            if step == "mail":
+                with smtp_sink() as port:
+                    args = dict(url=url, work=outbox, port=port, limit=limits["mail"])
+                    r = run_step("mail", **args)
+                    b = run_step("mail_baseline", **args)
+                # per message: rendering + queueing (all of D's messages) + sending (the sample)
+                table.add(kind, f"mail: render+queue+send ({r['queued']:,} queued)", r["rows"],
+                          r["per_message"] * r["rows"], b["what"], b["seconds"],
+                          f"100k < 180 s: {r['per_message'] * 1e5:.0f} s", r["rss_mb"], r["cpu"])
+            elif step == "letters":
+                args = dict(url=url, work=outbox, limit=limits["letters"])
+                r = run_step("letters", **args)
+                b = run_step("letters_baseline", **args)
+                table.add(kind, f"lawyer letters ({r['workers']} processes)", r["rows"], r["seconds"],
+                          b["what"], b["per_letter"] * r["rows"],
+                          f"10k < 120 s: {r['per_letter'] * 1e4:.0f} s", r["rss_mb"], r["cpu"])
+            else:
+                r = run_step(step, url=url, work=outbox)
+                table.add(kind, step.replace("_", " "), r["rows"], r["seconds"], "", None, "",
+                          r["rss_mb"], r["cpu"])
     finally:
         drop_database(kind, url, tag, work)
 
@@ -229,16 +270,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="mail,letters,credit_file,report",
                         help="steps after decisions (comma list; empty for none)")
     parser.add_argument("--no-workers", action="store_true", help="skip the 1-vs-2 workers run")
+    parser.add_argument("--mail-limit", type=int, default=3000, help="emails sent to the SMTP sink")
+    parser.add_argument("--letters-limit", type=int, default=600, help="lawyer letters drawn")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    say(f"benchmark of one cycle date with ~{args.accounts:,} accounts on {machine()}")
+    say(f"benchmark of one cycle date with ~{args.accounts:,} accounts on {machine()}; "
+        f"load average {os.getloadavg()[0]:.1f}")
     folder = landing_for(args.work, args.accounts, args.seed)
     table = Table()
     extra = [s for s in args.steps.split(",") if s]
     for kind in args.db.split(","):
         bench_database(kind, folder, args.work, table, workers=not args.no_workers and kind == "postgresql",
-                       extra_steps=extra)
-    report = (f"Accounts: ~{args.accounts:,} (seed {args.seed}), cycle date {D}; machine: {machine()}\n\n"
+                       extra_steps=extra,
+                       limits={"mail": args.mail_limit, "letters": args.letters_limit})
+    report = (f"Accounts: ~{args.accounts:,} (seed {args.seed}), cycle date {D}; machine: {machine()};"
+              f" load average at the end {os.getloadavg()[0]:.1f}\n\n"
               + table.markdown() + "\n")
     out = args.work / f"last-{args.accounts}.md"
     out.write_text(report, encoding="utf-8")

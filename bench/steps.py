@@ -12,8 +12,11 @@ import json
 import math
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
@@ -141,6 +144,154 @@ def decide(url: str, part: list | None = None) -> dict:
     with Clock() as clock:
         result = ds.decide_cycle(engine, CycleRun(D, run_id="bench"), policy, calendar, rng, replay=0)
     return {"rows": result.accounts, "seconds": clock.seconds, "by_stage": result.by_stage}
+
+
+# --------------------------------------------------------------------------- history
+
+@step
+def history(url: str) -> dict:
+    """An earlier cycle for every account of D: escalation with a credit pre-notice 8 days
+    before D, so decisions read history and some accounts are due for the credit report."""
+    engine = make_engine(url)
+    earlier = D - timedelta(days=8)
+    with Clock() as clock, engine.begin() as conn:
+        rows = conn.execute(text(
+            "INSERT INTO decisions (cycle_date, account_id, stage, stage_entered_on, dpd,"
+            " outstanding_fen, late_fee_fen, actions, holds, message_kinds, reasons,"
+            " policy_version, replay, run_id)"
+            " SELECT :e, account_id, 'escalation', :e, 40, 0, 0, 'email;credit_prenotice', '',"
+            " 'credit_prenotice', 'bench', 'bench', 0, 'bench' FROM extract_accounts"
+            " WHERE cycle_date = :d"), {"d": D, "e": earlier}).rowcount
+    return {"rows": rows, "seconds": clock.seconds}
+
+
+# --------------------------------------------------------------------------- mail
+
+SEND_AT = datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # inside the window
+
+
+def smtp_connection(port: int):
+    return SimpleNamespace(conn_id="bench_sink", host="127.0.0.1", port=port, login=None,
+                           password=None, extra_dejson={"disable_ssl": True, "disable_tls": True})
+
+
+@step
+def mail(url: str, work: str, port: int, limit: int) -> dict:
+    """Render and queue D's messages (outbox), then send the first ``limit`` emails to the
+    local SMTP sink through the delivery module's dispatch (one SMTP session per chunk)."""
+    from arrears.delivery.dispatch import dispatch
+    from arrears.delivery.outbox import Attempt, queue_messages
+    from arrears.delivery.transports import SmsJsonlTransport, SmtpTransport, mail_domain
+    engine = make_engine(url)
+    conn = smtp_connection(port)
+    with Clock() as queued:
+        q = queue_messages(engine, CycleRun(D, run_id="bench"), load_policy(), mail_domain(conn),
+                           SEND_AT)
+    with engine.begin() as c:  # the bench sends a sample; the rest of the outbox is dropped
+        keys = [k for (k,) in c.execute(text(
+            "SELECT idem_key FROM outbox WHERE cycle_date = :d AND channel = 'email'"
+            " ORDER BY idem_key"), {"d": D})]
+        c.execute(text("DELETE FROM outbox WHERE cycle_date = :d AND (channel <> 'email'"
+                       " OR idem_key > :last)"), {"d": D, "last": keys[min(limit, len(keys)) - 1]})
+    transports = {"email": SmtpTransport(conn), "sms": SmsJsonlTransport(Path(work))}
+    with Clock() as sent:
+        result = dispatch(engine, transports, tz="Asia/Shanghai",
+                          window=(dt_time(8), dt_time(21)), attempt=Attempt("bench"),
+                          dates=[D], clock=lambda: SEND_AT)
+    per_message = queued.seconds / max(1, q.queued) + sent.seconds / max(1, result.sent)
+    return {"rows": result.sent, "queued": q.queued, "queue_seconds": queued.seconds,
+            "send_seconds": sent.seconds, "seconds": queued.seconds + sent.seconds,
+            "per_message": per_message, "failed": result.failed + result.permanent_failure}
+
+
+@step
+def mail_baseline(url: str, work: str, port: int, limit: int) -> dict:
+    """The same emails built beforehand, then sent over one reused smtplib connection."""
+    import smtplib
+
+    from arrears.delivery.transports import OutboxMessage, build_email, mail_from
+    engine = make_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(text(
+            "SELECT idem_key, cycle_date, account_id, channel, address, subject, body_text,"
+            " body_html, message_id, queued_at FROM outbox WHERE cycle_date = :d AND"
+            " channel = 'email' ORDER BY idem_key"), {"d": D}).all()[:limit]
+    sender = mail_from(smtp_connection(port))
+    built = [(m[4], build_email(OutboxMessage(*[str(v) for v in m]), sender).as_string()
+              .replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"))  # SMTP wants CRLF
+             for m in rows]
+    with Clock() as clock:
+        server = smtplib.SMTP("127.0.0.1", port)
+        for address, raw in built:
+            server.sendmail(sender, [address], raw)
+        server.quit()
+    return {"rows": len(built), "seconds": clock.seconds, "what": "pre-built, 1 SMTP connection",
+            "per_message": clock.seconds / max(1, len(built))}
+
+
+# --------------------------------------------------------------------------- letters
+
+@step
+def letters(url: str, work: str, limit: int) -> dict:
+    """The first ``limit`` of D's lawyer letters, drawn by the batches module on every core."""
+    from itertools import islice
+
+    from arrears.batches import letters as lw
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        batch = list(islice(lw.iter_letters(conn, D), limit))
+    with Clock() as clock:
+        pages = sum(len(pdf) > 0 for _, pdf in lw.rendered(batch))
+    return {"rows": pages, "seconds": clock.seconds, "per_letter": clock.seconds / max(1, pages),
+            "workers": lw._worker_count()}
+
+
+@step
+def letters_baseline(url: str, work: str, limit: int) -> dict:
+    """ReportLab's fastest one-page CJK letter: a few drawString calls, one core."""
+    from io import BytesIO
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    from arrears.batches.letters import CJK as font
+    from arrears.batches.letters import register_cjk_font
+    register_cjk_font()
+    n = min(limit, 300)
+    with Clock() as clock:
+        for i in range(n):
+            out = BytesIO()
+            page = canvas.Canvas(out, pagesize=A4)
+            page.setFont(font, 12)
+            page.drawString(72, 770, f"律师函 第{i}号")
+            page.drawString(72, 740, "尊敬的王伟先生：您的户号 3100000001 欠费 1,234.56 元，违约金 12.34 元。")
+            page.drawString(72, 710, "请于收到本函之日起七日内缴清，否则我方将依法追究。")
+            page.showPage()
+            page.save()
+    return {"rows": n, "seconds": clock.seconds, "what": "ReportLab minimal letter, 1 core",
+            "per_letter": clock.seconds / n}
+
+
+# --------------------------------------------------------------------------- credit file, report
+
+@step
+def credit_file(url: str, work: str) -> dict:
+    from arrears.batches.bureau import write_credit_report
+    from arrears.batches.store import as_storage_path, day_folder
+    engine = make_engine(url)
+    with Clock() as clock:
+        result = write_credit_report(engine, day_folder(as_storage_path(work), D, False), D)
+    return {"rows": result.records, "seconds": clock.seconds}
+
+
+@step
+def report(url: str, work: str) -> dict:
+    from arrears.report.cycle_report import write_cycle_report
+    engine = make_engine(url)
+    with Clock() as clock:
+        _, facts = write_cycle_report(engine, Path(work), D)
+    accounts = count(engine, "SELECT COUNT(*) FROM decisions WHERE cycle_date = :d")
+    return {"rows": accounts, "seconds": clock.seconds}
 
 
 if __name__ == "__main__":
