@@ -61,6 +61,13 @@ def test_auditor_command_line_verifies_and_catches_tampering(decided, tmp_path, 
     assert main(["dump", str(path.path)]) == 0
     assert '"consumer_name": "李娜"' in capsys.readouterr().out
 
+    manifest = path.parent / "manifest.csv"
+    good = manifest.read_bytes()
+    manifest.write_bytes(good.replace(b"A2,", b"A9,"))
+    assert main(["verify", str(path.path)]) == 1
+    assert "manifest does not match: row 1: account A9 but record has A2" in capsys.readouterr().err
+    manifest.write_bytes(good)
+
     data = bytearray(path.read_bytes())
     balance = data.index(b"000000000100000")  # A2's current balance, fen
     data[balance + 9] = ord("9")

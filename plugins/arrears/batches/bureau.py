@@ -253,8 +253,8 @@ def verify(data: bytes, layout: Layout) -> BureauFile:
 def verify_manifest(folder, file_name: str, data: bytes, parsed: BureauFile, layout: Layout) -> int:
     """The batch's manifest lists each detail record's account in order, and the file's hash."""
     rows = list(csv.DictReader(io.StringIO((folder / MANIFEST).read_bytes().decode("utf-8"))))
-    accounts = [d["consumer_account_number"] for d in parsed.details] if parsed.details and \
-        "consumer_account_number" in parsed.details[0] else None
+    key = next((f.name for f in layout.records["detail"] if f.source == "account_id"), None)
+    accounts = [d[key] for d in parsed.details] if key else None
     problems = []
     if len(rows) != len(parsed.details):
         problems.append(f"{len(rows)} manifest rows for {len(parsed.details)} detail records")
