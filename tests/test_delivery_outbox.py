@@ -272,3 +272,17 @@ def test_without_connections_mail_and_sms_go_to_files_exactly_once(engine, tmp_p
     assert {p.name: p.read_bytes() for p in mail} == first_bytes  # same bytes: same message
     eml = first_bytes[f"{D}_A4_email.eml"].decode()
     assert "Message-ID: <" in eml and "&lt;script&gt;" in eml.replace("=\r\n", "") or "base64" in eml
+
+
+def test_a_message_that_keeps_failing_is_given_up_after_5_attempts(engine, tmp_path, servers):
+    _, smtp, gateway = servers
+    run = decide_day(engine, tmp_path)
+    queue_messages(engine, run, POLICY, "power.example", at(D, 8)())
+    gateway.fail_after = 0                          # the gateway answers 503 to every send
+    for minute in range(1, 6):
+        result = send(engine, at(D, 9, minute))
+    assert result.permanent_failure == 4 and result.failed == 0  # A7's number failed for good at once
+    row = outbox(engine)[f"{D}:A1:sms"]
+    assert row[:2] == ("permanent_failure", 5) and row[2].startswith("gave up after 5 attempts: 503")
+    assert send(engine, at(D, 9, 30)).sent == 0 and len(gateway.requests) == 4 * 5 + 1
+    assert message_counts(engine, D)["permanent_failure"] == 6
