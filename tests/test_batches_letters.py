@@ -242,3 +242,11 @@ def _conn(db_url: str) -> dict:
     if db_url.startswith("sqlite"):
         return {"conn_type": "sqlite", "host": db_url.removeprefix("sqlite:///")}
     return {"conn_type": "postgres", "host": "127.0.0.1", "login": "postgres", "schema": "test"}
+
+
+def test_no_line_of_a_chinese_letter_starts_with_closing_punctuation():
+    from arrears.batches import letters
+    letter = letters.Letter(D, "3100123456", "李娜", "上海市浦东新区建设路2号501室", "zh-CN", 77,
+                            168_050, 10_779, (letters.LetterBill("2026-07", 96_020, D0, 77, 7_394),))
+    lines = pdf_text(letters.render_letter(letter)).splitlines()
+    assert not [line for line in lines if line[:1] in letters.CN_CANNOT_START], lines

@@ -46,6 +46,7 @@ TEMPLATE = TEMPLATES_DIR / "letters" / "lawyer_letter.toml"
 MANIFEST_COLUMNS = ("account_id", "file", "outstanding", "late_fee", "sha256")
 CHUNK = 50            # letters per task handed to a worker process
 PARALLEL_FROM = 200   # below this many letters, starting worker processes costs more than it saves
+CN_CANNOT_START = "，、；：！？）」』】》〉”’％"
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
              "September", "October", "November", "December")
 
@@ -100,6 +101,13 @@ def register_cjk_font() -> None:
             f"{CJK_FONT_PACKAGE} (`make install` runs scripts/setup-system.sh {CJK_FONT_PACKAGE}, "
             f"or `apt-get install {CJK_FONT_PACKAGE}`), or point ARREARS_CJK_FONT at the file")
     pdfmetrics.registerFont(TTFont(CJK, str(CJK_FONT_FILE), subfontIndex=0))
+    # ReportLab's line breaking knows the Japanese rule "no closing punctuation at a line start"
+    # but not the Chinese full-width comma and friends: add them, or a line may open with "，".
+    from reportlab.lib import textsplit
+    from reportlab.platypus import paragraph
+    for module in (textsplit, paragraph):  # each holds its own copy of the rule
+        module.ALL_CANNOT_START += "".join(
+            ch for ch in CN_CANNOT_START if ch not in module.ALL_CANNOT_START)
     for bold in (0, 1):  # the font has one weight: <b> keeps the face instead of failing
         for italic in (0, 1):
             addMapping(CJK, bold, italic, CJK)
