@@ -250,3 +250,13 @@ def test_no_line_of_a_chinese_letter_starts_with_closing_punctuation():
                             168_050, 10_779, (letters.LetterBill("2026-07", 96_020, D0, 77, 7_394),))
     lines = pdf_text(letters.render_letter(letter)).splitlines()
     assert not [line for line in lines if line[:1] in letters.CN_CANNOT_START], lines
+
+
+def test_a_day_without_letters_is_an_empty_complete_batch(decided, tmp_path):
+    from arrears.batches.letters import write_lawyer_letters
+    from arrears.batches.store import as_storage_path, day_folder
+    folder = day_folder(as_storage_path(tmp_path / "out"), D0, False)
+    assert write_lawyer_letters(decided, folder, D0).letters == 0   # D0: nobody at DPD 60 yet
+    batch = folder / "lawyer_letters"
+    assert [p.name for p in batch.iterdir()] == ["manifest.csv"]
+    assert (batch / "manifest.csv").read_text() == "account_id,file,outstanding,late_fee,sha256\n"
