@@ -70,12 +70,16 @@ def _serve(conn: Connection, run: CycleRun, policy: Policy, calendar: BusinessCa
     accounts = [r[0] for r in conn.execute(text(
         "SELECT account_id FROM decisions WHERE cycle_date = :d AND replay = 0"
         " AND actions LIKE '%disconnection_notice%'"), {"d": d})]
-    insert = sql("disconnection/serve_notices.sql", conn.dialect.name)
-    for account_id in accounts:
-        nid = notice_id_for(account_id, d)
-        conn.execute(insert, {"notice_id": nid, "account_id": account_id, "served_on": d,
-                              "earliest": earliest})
-        log_event(conn, run, "notice_served", d, account_id, nid, f"earliest {earliest}")
+    if not accounts:
+        return 0
+    ids = [(a, notice_id_for(a, d)) for a in accounts]
+    conn.execute(sql("disconnection/serve_notices.sql", conn.dialect.name),
+                 [{"notice_id": n, "account_id": a, "served_on": d, "earliest": earliest}
+                  for a, n in ids])
+    conn.execute(_LOG_INSERT, [
+        {"event_id": f"notice_served:{n}", "event": "notice_served", "cycle_date": d,
+         "account_id": a, "notice_id": n, "detail": f"earliest {earliest}", "run_id": run.run_id,
+         "task_id": run.task_id, "try_number": run.try_number} for a, n in ids])
     return len(accounts)
 
 
