@@ -11,6 +11,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from arrears import orchestration as steps
 from arrears.audit import tasks as audit_steps
 from arrears.batches import tasks as batch_steps
+from arrears.cycle import tasks as cycle_tasks
 from arrears.delivery import tasks as delivery_steps
 from arrears.disconnection import tasks as disconnection_steps
 from arrears.ops import alerts
@@ -68,8 +69,17 @@ def arrears_collection_cycle():
         return steps.stage(context)
 
     @task
-    def decide(**context) -> dict:
-        return steps.decide(context)
+    def plan_decisions(**context) -> list[dict]:
+        return cycle_tasks.plan(context)
+
+    # One mapped task per part of the accounts, so Celery workers share the decisions.
+    @task
+    def decide_part(part: dict, **context) -> dict:
+        return cycle_tasks.decide_part(context, part)
+
+    @task
+    def decide(parts: list[dict], **context) -> dict:
+        return steps.decide(context, parts)
 
     @task
     def publish(**context) -> dict:
@@ -105,10 +115,12 @@ def arrears_collection_cycle():
     def dispatch_messages(**context) -> dict:
         return delivery_steps.dispatch_cycle(context)
 
-    decided = decide()
+    planned = plan_decisions()
+    decided = decide(decide_part.expand(part=planned))
     served = disconnection()
     messages = queue_messages()
-    wait_for_landing() >> ingest() >> stage() >> decided >> served >> messages
+    wait_for_landing() >> ingest() >> stage() >> planned
+    decided >> served >> messages
     messages >> dispatch_messages() >> publish()
     announce_proposals(served)
 

@@ -90,11 +90,16 @@ def stage(context) -> dict:
     return {"bills": bills}
 
 
-def decide(context) -> dict:
+def decide(context, parts: list[dict] | None = None) -> dict:
+    """D's decisions: made here, or merged from what the mapped decide_part tasks returned."""
     run = run_from_context(context)
     policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
     record_run(engine(), run)
-    result = decide_step.decide_cycle(engine(), run, policy, BusinessCalendar.for_policy(policy))
+    if parts is None:
+        result = decide_step.decide_cycle(engine(), run, policy, BusinessCalendar.for_policy(policy))
+    else:
+        from arrears.cycle.tasks import merge  # it imports this module
+        result = merge(parts)
     summary = {"accounts": result.accounts, "by_stage": result.by_stage, "replay": run.replay,
                "policy_version": policy.version}
     log.info("decision summary: %s", summary)
