@@ -79,6 +79,18 @@ def _remove_tree(path: ObjectStoragePath) -> None:
         path.fs.rm(path.path, recursive=True)
 
 
+def _write_member(path: ObjectStoragePath, data: bytes) -> None:
+    if not is_local(path):
+        path.write_bytes(data)
+        return
+    # On disk the bytes must be durable before the rename publishes them: after a power cut a
+    # renamed folder of never-flushed files would be a complete-looking batch of empty files.
+    with open(path.path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class Batch:
     """Files written into a staging folder and published together by ``commit(manifest)``.
 
@@ -112,14 +124,14 @@ class Batch:
         """Stage one file; returns its sha256."""
         if file_name in (MANIFEST, REPLAY_MARKER) or "/" in file_name:
             raise ValueError(f"{file_name!r} is not a batch member name")
-        (self.staging / file_name).write_bytes(data)
+        _write_member(self.staging / file_name, data)
         return sha256(data)
 
     def commit(self, manifest: bytes) -> ObjectStoragePath:
         if self.replay:
-            (self.staging / REPLAY_MARKER).write_bytes(
-                REPLAY_NOTE.format(d=self.cycle_date).encode("utf-8"))
-        (self.staging / MANIFEST).write_bytes(manifest)
+            _write_member(self.staging / REPLAY_MARKER,
+                          REPLAY_NOTE.format(d=self.cycle_date).encode("utf-8"))
+        _write_member(self.staging / MANIFEST, manifest)
         if is_local(self.final):
             self._swap_local()
         else:
