@@ -100,3 +100,21 @@ def test_deferred_messages_go_out_with_the_first_sweep_inside_the_window(env, tm
     assert message_counts(engine, D)["deferred"] == 0
     assert tasks.sweep(context(), clock=at(D, 9, 5)) == {"dates": []}
     assert len(gateway.requests) == 5
+
+
+def test_the_window_is_the_variable_else_the_policy(monkeypatch):
+    from datetime import time
+    monkeypatch.setenv("AIRFLOW_VAR_ARREARS_CONTACT_WINDOW", "09:30-18:00")
+    assert tasks.contact_window(context()) == (time(9, 30), time(18))
+    monkeypatch.delenv("AIRFLOW_VAR_ARREARS_CONTACT_WINDOW")
+    assert tasks.contact_window(context()) == (time(8), time(21))   # include/policy/default.toml
+
+
+def test_permanent_failures_are_reported_in_the_task_log(env, tmp_path, caplog):
+    engine, smtp, gateway, _ = env
+    decide_day(engine, tmp_path)
+    tasks.queue(context(), clock=at(D, 8, 30))
+    with caplog.at_level("WARNING", logger="arrears"):
+        tasks.dispatch_cycle(context(), clock=at(D, 8, 31))
+    reported = [r.getMessage() for r in caplog.records if "not deliverable" in r.getMessage()]
+    assert len(reported) == 2 and f"{D}:A7:email: 550" in reported[0] and "A7:sms: 400" in reported[1]

@@ -6,6 +6,8 @@ import logging
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
+
 from arrears import orchestration as steps
 from arrears.cycle import outputs
 from arrears.cycle.decide import as_date
@@ -14,8 +16,7 @@ from arrears.delivery.outbox import Attempt, message_counts, queue_messages
 from arrears.delivery.transports import (EmlFileTransport, SmsGatewayTransport, SmsJsonlTransport,
                                          SmtpTransport, mail_domain, mail_from)
 from arrears.policy import load_policy
-from arrears.settings import Settings, get_connection
-from sqlalchemy import text
+from arrears.settings import Settings, get_connection, get_variable, parse_window
 
 log = logging.getLogger("arrears")
 POOL = "arrears_smtp"   # limits concurrent SMTP connections across DAGs (see delivery.md)
@@ -51,12 +52,25 @@ def queue(context, clock: Clock = wall_clock) -> dict:
     return result.as_dict()
 
 
+def contact_window(context):
+    """The Airflow variable arrears_contact_window, else the portfolio policy's window."""
+    portfolio = (context.get("params") or {}).get("portfolio", "default")
+    return parse_window(get_variable("arrears_contact_window") or load_policy(portfolio).contact_window)
+
+
 def _dispatch(context, dates, clock: Clock) -> dict:
-    s = steps.settings()
-    result = dispatch(steps.engine(), transports(s), tz=s.timezone, window=s.contact_window,
-                      attempt=_attempt(context), dates=dates, clock=clock)
+    s, attempt = steps.settings(), _attempt(context)
+    eng = steps.engine()
+    result = dispatch(eng, transports(s), tz=s.timezone, window=contact_window(context),
+                      attempt=attempt, dates=dates, clock=clock)
     summary = result.as_dict()
     log.info("dispatch: %s", summary)
+    with eng.connect() as conn:
+        for key, error in conn.execute(text(
+                "SELECT idem_key, last_error FROM outbox WHERE status = 'permanent_failure'"
+                " AND run_id = :r AND task_id = :t AND try_number = :n ORDER BY idem_key"),
+                {"r": attempt.run_id, "t": attempt.task_id, "n": attempt.try_number}):
+            log.warning("not deliverable, not retried: %s: %s", key, error)
     if result.retry_wanted:
         detail = result.outage or f"{result.failed} messages failed for now"
         if not _last_try(context):
