@@ -101,7 +101,8 @@ def decide(context, parts: list[dict] | None = None) -> dict:
         from arrears.cycle.tasks import merge  # it imports this module
         result = merge(parts)
     summary = {"accounts": result.accounts, "by_stage": result.by_stage, "replay": run.replay,
-               "policy_version": policy.version}
+               "policy_version": policy.version,
+               "try_number": run.try_number}  # the audit trail names the try that decided
     log.info("decision summary: %s", summary)
     return summary
 

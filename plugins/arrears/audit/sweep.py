@@ -99,9 +99,11 @@ def batch_entries(outbox: Path, run: CycleRun) -> Iterator[Entry]:
             manifest_sha = hashlib.sha256(data).hexdigest()
             rows = _read_manifest(manifest)
             prefix = f"{run.cycle_date}/{'replay/' if replay else ''}{batch}"
+            # Written by this run's task of the batch's name (a file already recorded by an
+            # earlier run has the same key); its try number is not in the manifest: 0.
             yield Entry(key=f"batch_file/{prefix}/manifest.csv/{manifest_sha}", kind="batch_file",
-                        cycle_date=run.cycle_date, run_id=run.run_id, task_id=run.task_id,
-                        try_number=run.try_number,
+                        cycle_date=run.cycle_date, run_id=run.run_id, task_id=batch,
+                        try_number=0,
                         payload={"batch": batch, "file": "manifest.csv", "sha256": manifest_sha,
                                  "records": len(rows), "replay": replay})
             for row in rows:
@@ -116,22 +118,33 @@ def batch_entries(outbox: Path, run: CycleRun) -> Iterator[Entry]:
                 yield Entry(key=f"batch_file/{prefix}/{file_name}/{row.get('account_id', '')}/"
                                 f"{sha or manifest_sha}",
                             kind="batch_file", account_id=row.get("account_id", ""),
-                            cycle_date=run.cycle_date, run_id=run.run_id, task_id=run.task_id,
-                            try_number=run.try_number, payload=payload)
+                            cycle_date=run.cycle_date, run_id=run.run_id, task_id=batch,
+                            try_number=0, payload=payload)
 
 
 def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str]) -> Iterator[Entry]:
     """Notices, proposals, approvals, orders and the disconnection log up to D. Approvals and
     orders come from the release DAG, so each cycle's sweep picks up what was released since."""
     d = {"d": run.cycle_date}
+    # Who served or closed a notice: the disconnection log names the run, task and try.
+    acted: dict[tuple[str, str], tuple[str, str, int]] = {}
+    if "disconnection_log" in tables:
+        for notice, event, run_id, task_id, try_number in conn.execute(text(
+                "SELECT notice_id, event, run_id, task_id, try_number FROM disconnection_log"
+                " WHERE event IN ('notice_served', 'notice_cancelled') AND cycle_date <= :d"
+                " ORDER BY cycle_date"), d).all():
+            acted.setdefault((notice, "closed" if event == "notice_cancelled" else "served"),
+                             (run_id, task_id, try_number))
     if "disconnection_notices" in tables:
         for notice, account, served, earliest, closed, reason in conn.execute(text(
                 "SELECT notice_id, account_id, served_on, earliest_disconnection, closed_on,"
                 " closed_reason FROM disconnection_notices WHERE served_on <= :d"), d).all():
             state = f"closed/{as_date(closed)}" if closed else "served"
+            run_id, task_id, try_number = acted.get(
+                (notice, "closed" if closed else "served"), (run.run_id, run.task_id, 0))
             yield Entry(key=f"notice/{notice}/{state}", kind="notice", account_id=account,
                         cycle_date=as_date(closed) if closed else as_date(served),
-                        run_id=run.run_id, task_id=run.task_id, try_number=run.try_number,
+                        run_id=run_id, task_id=task_id, try_number=try_number,
                         payload={"notice_id": notice, "served_on": as_date(served),
                                  "earliest_disconnection": as_date(earliest),
                                  "closed_on": as_date(closed), "closed_reason": reason or ""})
@@ -189,12 +202,25 @@ def quarantine_entry(conn: Connection, run: CycleRun) -> Entry | None:
                  try_number=run.try_number, payload=payload)
 
 
+def run_entries(conn: Connection, run: CycleRun) -> Iterator[Entry]:
+    """Each run of D (normal, replay, backfill allowed to contact) as cycle_runs has it."""
+    for run_id, run_type, replay, allow_contact, started in conn.execute(text(
+            "SELECT run_id, run_type, replay, allow_contact, started_at FROM cycle_runs"
+            " WHERE cycle_date = :d ORDER BY started_at, run_id"), {"d": run.cycle_date}).all():
+        yield Entry(key=f"cycle/{run.cycle_date}/{run_id}/{run_type}/replay_{int(replay)}",
+                    kind="cycle", cycle_date=run.cycle_date, run_id=run_id, task_id="decide",
+                    payload={"event": "cycle_run", "run_type": run_type, "replay": bool(replay),
+                             "allow_contact": bool(allow_contact), "started_at": started})
+
+
 def collect(conn: Connection, run: CycleRun, outbox: Path, decide_try: int = 0
             ) -> tuple[list[Entry], dict[str, str]]:
     """Every entry the sweep would record for D, and per source whether it was swept or why not."""
     tables = set(inspect(conn).get_table_names())
     found: list[Entry] = []
     sources: dict[str, str] = {}
+    if "cycle_runs" in tables:
+        found += run_entries(conn, run)
     found += decision_entries(conn, run, decide_try)
     sources["decisions"] = "swept"
     if (q := quarantine_entry(conn, run)) is not None:

@@ -68,6 +68,10 @@ def describe(entry: trail.Recorded) -> tuple[str, str]:
     if entry.kind == "quarantine":
         return f"{len(p.get('rows', []))} rows quarantined", "; ".join(
             f"{r['file']}:{r['line']} {r['reason']}" for r in p.get("rows", [])[:5])
+    if entry.kind == "cycle":
+        what = f"{p.get('event')}: {p.get('run_type')} run"
+        return what, ("replay: contacts nobody" if p.get("replay") else
+                      "allow_contact: live backfill" if p.get("allow_contact") else "live run")
     return entry.kind, ""
 
 
@@ -89,13 +93,17 @@ def cycle_summary(conn: Connection, cycle_date: date) -> dict:
     stages: dict[str, int] = {}
     outcomes: dict[str, int] = {}
     runs: set[str] = set()
+    labels: dict[str, str] = {}
     for e in entries:
         by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
         runs.add(e.run_id)
         if e.kind == "decision":
             stages[e.payload.get("stage")] = stages.get(e.payload.get("stage"), 0) + 1
+        if e.kind == "cycle" and e.payload.get("event") == "cycle_run":
+            labels[e.run_id] = (f"{e.run_id} ({e.payload.get('run_type')}"
+                                f"{', replay' if e.payload.get('replay') else ''})")
         if e.kind == "message":
             key = f"{e.payload.get('channel')}:{e.payload.get('outcome')}"
             outcomes[key] = outcomes.get(key, 0) + 1
     return {"cycle_date": cycle_date.isoformat(), "entries": len(entries), "by_kind": by_kind,
-            "decisions_by_stage": stages, "messages": outcomes, "runs": sorted(r for r in runs if r)}
+            "decisions_by_stage": stages, "messages": outcomes, "runs": sorted(labels.get(r, r) for r in runs if r)}
