@@ -298,5 +298,8 @@ def report(url: str, work: str) -> dict:
 
 
 if __name__ == "__main__":
+    import logging
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="    %(asctime)s %(message)s",
+                        datefmt="%H:%M:%S")  # the modules' own progress lines
     name, args = sys.argv[1], json.loads(sys.argv[2])
     print(json.dumps(STEPS[name](**args), default=str), flush=True)

@@ -75,6 +75,8 @@ class _Loader:
                 self.quarantine.add((self.cycle_date, name, line, str(exc), _raw(row)))
                 continue
             good += 1
+            if good % 250_000 == 0:
+                log.info("%s: %d rows read", name, good)
             yield line, row, record
         self.result.rows[name], self.result.quarantined[name] = good, bad
 
