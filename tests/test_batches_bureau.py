@@ -200,3 +200,13 @@ def test_a_layout_that_does_not_add_up_is_refused_with_the_fix(tmp_path):
         load_layout(path)
     with pytest.raises(LayoutError, match="not found"):
         load_layout("no_such_bureau")
+
+
+def test_an_account_under_an_escalation_hold_is_never_reported(decided, tmp_path):
+    from sqlalchemy import text
+    from arrears.batches.bureau import write_credit_report
+    with decided.begin() as conn:  # a decision row that contradicts its own hold
+        conn.execute(text("UPDATE decisions SET holds = 'deceased' WHERE cycle_date = :d AND "
+                          "account_id = 'A3'"), {"d": D})
+    result = write_credit_report(decided, day(tmp_path), D)
+    assert (result.records, result.amount_total) == (1, "1000.00")

@@ -275,8 +275,15 @@ def report_accounts(engine: Engine, cycle_date: date) -> list[dict]:
     with engine.connect() as conn:
         rows = conn.execute(sql("batches/credit_report.sql", conn.dialect.name),
                             {"d": cycle_date}).all()
+    from arrears.cycle.decide import split_list
+    from arrears.policy.holds import STOPS_ESCALATION
     out = []
-    for aid, holder, address, cls, dpd, outstanding, fee, past_due, oldest in rows:
+    for aid, holder, address, cls, dpd, outstanding, fee, holds, past_due, oldest in rows:
+        if split_list(holds) & STOPS_ESCALATION:
+            # The policy never decides this; if a decision row says so anyway, a wrong credit
+            # record is far worse than a missing one.
+            log.warning("credit report: %s left out, its decision has hold(s) %s", aid, holds)
+            continue
         oldest = as_date(oldest)
         out.append({"account_id": aid, "holder_name": holder, "service_address": address,
                     "customer_class": cls, "dpd": dpd, "outstanding_fen": outstanding,
