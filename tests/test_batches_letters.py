@@ -260,3 +260,23 @@ def test_a_day_without_letters_is_an_empty_complete_batch(decided, tmp_path):
     batch = folder / "lawyer_letters"
     assert [p.name for p in batch.iterdir()] == ["manifest.csv"]
     assert (batch / "manifest.csv").read_text() == "account_id,file,outstanding,late_fee,sha256\n"
+
+
+def test_letters_are_drawn_in_process_when_no_worker_may_start(monkeypatch, caplog):
+    from arrears.batches import letters
+
+    class DaemonicPool:  # what a daemonic task process gets from multiprocessing
+        def __init__(self, *args, **kw):
+            pass
+
+        def submit(self, *args, **kw):
+            raise AssertionError("daemonic processes are not allowed to have children")
+
+        def shutdown(self, *args, **kw):
+            pass
+    batch = [letters.Letter(D, f"A{n}", "李娜", "上海市", "zh-CN", 70, 30_000, 2_100, ()) for n in range(2)]
+    serial = [pdf for _, pdf in letters.rendered(batch, workers=1)]
+    monkeypatch.setattr(letters, "ProcessPoolExecutor", DaemonicPool)
+    monkeypatch.setattr(letters, "PARALLEL_FROM", 1)
+    assert [pdf for _, pdf in letters.rendered(batch, workers=2)] == serial
+    assert "drawing on one core" in caplog.text

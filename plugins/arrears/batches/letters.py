@@ -295,17 +295,31 @@ def _worker_count() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), int(os.environ.get("ARREARS_LETTER_WORKERS", "64"))))
 
 
+def _start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes with the font loaded, or None (drawn in this process) when the task's
+    process may not start children, e.g. a daemonic worker."""
+    # spawn, not fork: the Airflow task process has threads, and forking them is unsafe.
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                               initializer=register_cjk_font)
+    try:
+        pool.submit(register_cjk_font).result()
+    except Exception as exc:  # noqa: BLE001 - any failure to start means: draw here instead
+        pool.shutdown(cancel_futures=True)
+        log.warning("lawyer letters: no worker processes (%r); drawing on one core", exc)
+        return None
+    return pool
+
+
 def rendered(letters: list[Letter], workers: int | None = None) -> Iterator[tuple[Letter, bytes]]:
     """Each letter with its PDF, in the given order; many letters are drawn on every core."""
     workers = _worker_count() if workers is None else workers
-    if workers < 2 or len(letters) < PARALLEL_FROM:
+    pool = _start_pool(workers) if workers > 1 and len(letters) >= PARALLEL_FROM else None
+    if pool is None:
         register_cjk_font()
         for letter in letters:
             yield letter, render_letter(letter)
         return
-    # spawn, not fork: the Airflow task process has threads, and forking them is unsafe.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=register_cjk_font) as pool:
+    with pool:
         pending: deque = deque()
         for chunk in _chunks(iter(letters), CHUNK):
             pending.append((chunk, pool.submit(render_chunk, chunk)))
