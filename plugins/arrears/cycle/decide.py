@@ -53,8 +53,11 @@ def stage_bills(engine: Engine, cycle_date: date) -> int:
     """Apply D's payments to D's bills (include/sql/cycle/stage_bills.sql); returns bill count."""
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM staged_bills WHERE cycle_date = :d"), {"d": cycle_date})
-        return conn.execute(sql("cycle/stage_bills.sql", engine.dialect.name),
-                            {"d": cycle_date}).rowcount
+        staged = conn.execute(sql("cycle/stage_bills.sql", engine.dialect.name),
+                              {"d": cycle_date}).rowcount
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE staged_bills"))  # the decisions' queries plan on it
+        return staged
 
 
 def _history(rows: list, pending: list, cycle_date: date, policy: Policy) -> History:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection
 
 CHUNK = 20_000
+_OPEN_COPY = "arrears_open_copy"  # key in Connection.info: the Batch whose COPY is open
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
@@ -18,6 +19,7 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iter
     names = ", ".join(columns)
     count = 0
     if conn.dialect.name == "postgresql":
+        _pause_stream(conn)
         with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -41,20 +43,72 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iter
     return count
 
 
-class Batch:
-    """Rows gathered for one table and written with :func:`insert_rows` every ``chunk`` rows,
-    so memory stays flat however long the file is."""
+def _pause_stream(conn: Connection) -> None:
+    """Close the streaming COPY open on ``conn``, if any: a connection runs one statement at a
+    time (the stream reopens on its next row)."""
+    open_batch = conn.info.get(_OPEN_COPY)
+    if open_batch is not None:
+        open_batch.close_copy()
 
-    def __init__(self, conn: Connection, table: str, columns: Sequence[str], chunk: int = CHUNK):
+
+class Batch:
+    """Rows for one table, written with :func:`insert_rows` every ``chunk`` rows so memory stays
+    flat however long the file is.
+
+    ``stream=True`` (PostgreSQL only) keeps one ``COPY`` open and writes each row as it comes,
+    so the server indexes rows while Python is still reading the file. Use it for the one big
+    table of a loop; other batches on the same connection pause it when they flush. Use the
+    batch as a context manager so an error aborts an open ``COPY``.
+    """
+
+    def __init__(self, conn: Connection, table: str, columns: Sequence[str], chunk: int = CHUNK,
+                 stream: bool = False):
         self.conn, self.table, self.columns, self.chunk = conn, table, tuple(columns), chunk
+        self.stream = stream and conn.dialect.name == "postgresql"
         self.rows: list[tuple] = []
+        self._cursor = self._context = self._copy = None
 
     def add(self, row: Sequence) -> None:
+        if self.stream:
+            if self._copy is None:
+                self._open_copy()
+            self._copy.write_row(row)
+            return
         self.rows.append(row)
         if len(self.rows) >= self.chunk:
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
+        if self.stream:
+            self.close_copy()
+        elif self.rows:
             insert_rows(self.conn, self.table, self.columns, self.rows)
             self.rows = []
+
+    def _open_copy(self) -> None:
+        _pause_stream(self.conn)
+        self._cursor = self.conn.connection.driver_connection.cursor()
+        self._context = self._cursor.copy(f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN")
+        self._copy = self._context.__enter__()
+        self.conn.info[_OPEN_COPY] = self
+
+    def close_copy(self, error: BaseException | None = None) -> None:
+        if self._copy is None:
+            return
+        context, cursor = self._context, self._cursor
+        self._cursor = self._context = self._copy = None
+        self.conn.info.pop(_OPEN_COPY, None)
+        try:
+            # With an error, psycopg ends the COPY with CopyFail: the transaction rolls back.
+            context.__exit__(type(error) if error else None, error, None)
+        finally:
+            cursor.close()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.flush()
+        elif self.stream:
+            self.close_copy(exc)
