@@ -2,7 +2,9 @@
 and a real HTTP SMS gateway; each message arrives once, whatever fails in between."""
 from __future__ import annotations
 
+import email as email_lib
 import json
+from email import policy as email_policy
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
@@ -112,6 +114,17 @@ def test_each_message_arrives_once_and_a_rerun_sends_nothing_new(engine, tmp_pat
     assert rows[f"{D}:A7:email"][:2] == ("permanent_failure", 1) and "550" in rows[f"{D}:A7:email"][2]
     assert rows[f"{D}:A7:sms"][0] == "permanent_failure" and "400" in rows[f"{D}:A7:sms"][2]
     assert f"{D}:A6:email" not in rows  # deceased: the policy queued nothing
+    # The holder name with <script> arrives escaped in the HTML part, as typed in the text part.
+    a4 = next(m for m in smtp.messages if m["To"] == "a4@example.com")
+    html = a4.get_body(("html",)).get_content()
+    assert "Dear &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;," in html and "<script>" not in html
+    assert "Dear <script>alert('x')</script>," in a4.get_body(("plain",)).get_content()
+    # Each message names its own holder and no other account's holder.
+    holders = {row[0]: row[1] for row in ACCOUNTS}
+    for m in smtp.messages:
+        own = next(a for a, row in zip(holders, ACCOUNTS) if row[4] == m["To"])
+        body = m.get_body(("plain",)).get_content()
+        assert holders[own] in body and not [h for a, h in holders.items() if a != own and h in body]
 
     # A rerun of the same date (decide again, queue again, dispatch again): nothing new.
     run = decide_day(engine, tmp_path)
@@ -270,8 +283,10 @@ def test_without_connections_mail_and_sms_go_to_files_exactly_once(engine, tmp_p
     assert send(engine, at(D, 9)).sent == 11
     assert (out / D.isoformat() / "sms.jsonl").read_text().splitlines() == lines
     assert {p.name: p.read_bytes() for p in mail} == first_bytes  # same bytes: same message
-    eml = first_bytes[f"{D}_A4_email.eml"].decode()
-    assert "Message-ID: <" in eml and "&lt;script&gt;" in eml.replace("=\r\n", "") or "base64" in eml
+    eml = email_lib.message_from_bytes(first_bytes[f"{D}_A4_email.eml"], policy=email_policy.default)
+    assert eml["Message-ID"].endswith("@utility.example>") and eml["To"] == "a4@example.com"
+    html = eml.get_body(("html",)).get_content()
+    assert "Dear &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;," in html and "<script>" not in html
 
 
 def test_a_message_that_keeps_failing_is_given_up_after_5_attempts(engine, tmp_path, servers):
