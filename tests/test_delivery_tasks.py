@@ -3,7 +3,7 @@ has tries left, the hourly sweep sends what waited and refreshes cycle_summary.j
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -118,3 +118,26 @@ def test_permanent_failures_are_reported_in_the_task_log(env, tmp_path, caplog):
         tasks.dispatch_cycle(context(), clock=at(D, 8, 31))
     reported = [r.getMessage() for r in caplog.records if "not deliverable" in r.getMessage()]
     assert len(reported) == 2 and f"{D}:A7:email: 550" in reported[0] and "A7:sms: 400" in reported[1]
+
+
+def test_connections_are_read_the_way_operators_write_them(monkeypatch):
+    from arrears.delivery.transports import DeliveryError, SmsGatewayTransport, SmtpTransport
+    from arrears.settings import get_connection
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMS", "https://:s3cret@gw.example:8443/v1/messages")
+    sms = SmsGatewayTransport(get_connection("arrears_sms"))
+    assert (sms.url, sms.token) == ("https://gw.example:8443/v1/messages", "s3cret")
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMS", json.dumps(
+        {"conn_type": "http", "extra": {"url": "http://10.0.0.5/send", "timeout": 5}}))
+    assert SmsGatewayTransport(get_connection("arrears_sms")).url == "http://10.0.0.5/send"
+
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", "smtp://user:pw@mail.example")
+    smtps = SmtpTransport(get_connection("arrears_smtp")).options
+    assert (smtps["ssl"], smtps["tls"], smtps["port"], smtps["user"]) == (True, False, 465, "user")
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", json.dumps(
+        {"conn_type": "smtp", "host": "mail.example", "port": 587, "extra": {"disable_ssl": "true"}}))
+    starttls = SmtpTransport(get_connection("arrears_smtp"))
+    assert (starttls.options["ssl"], starttls.options["tls"], starttls.options["port"]) == (False, True, 587)
+    assert starttls.from_addr == "collections@utility.example"     # messages/sender.toml
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", json.dumps({"conn_type": "smtp"}))
+    with pytest.raises(DeliveryError, match="no host: set it or delete the connection"):
+        SmtpTransport(get_connection("arrears_smtp"))
