@@ -301,3 +301,18 @@ def test_a_message_that_keeps_failing_is_given_up_after_5_attempts(engine, tmp_p
     assert row[:2] == ("permanent_failure", 5) and row[2].startswith("gave up after 5 attempts: 503")
     assert send(engine, at(D, 9, 30)).sent == 0 and len(gateway.requests) == 4 * 5 + 1
     assert message_counts(engine, D)["permanent_failure"] == 6
+
+
+def test_a_torn_last_line_in_sms_jsonl_is_closed_and_its_message_written_again(tmp_path):
+    from arrears.delivery.transports import OutboxMessage, SmsJsonlTransport
+    folder = tmp_path / D.isoformat()
+    folder.mkdir()
+    (folder / "sms.jsonl").write_bytes(b'{"idempotency_key": "2026-11-16:A1:sms", "to": "+86')  # crash
+    msg = OutboxMessage(f"{D}:A1:sms", str(D), "A1", "sms", "+8613900000001", "", "hello", "",
+                        "<m@x>", "2026-11-16T00:30:00.000000Z")
+    transport = SmsJsonlTransport(tmp_path)
+    with transport.session(str(D)) as send_one:
+        assert send_one(msg) == "appended to sms.jsonl"
+        assert send_one(msg) == "already in sms.jsonl"
+    lines = (folder / "sms.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["idempotency_key"] == f"{D}:A1:sms"

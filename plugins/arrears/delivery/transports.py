@@ -233,19 +233,24 @@ class SmsJsonlTransport:
 
     def __init__(self, outbox: Path):
         self.outbox = outbox
+        self._present: dict[Path, set[str]] = {}   # read once per file and dispatch, not per chunk
+
+    def _keys_in(self, path: Path) -> set[str]:
+        if path not in self._present:
+            present = self._present[path] = set()
+            for line in (path.read_text(encoding="utf-8").splitlines() if path.exists() else ()):
+                try:
+                    present.add(json.loads(line)["idempotency_key"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line from a crash: its message is sent again below
+        return self._present[path]
 
     @contextmanager
     def session(self, cycle_date: str):
         path = cycle_folder(self.outbox, date.fromisoformat(cycle_date)) / "sms.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        present, torn = set(), False
-        if path.exists():
-            torn = not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    present.add(json.loads(line)["idempotency_key"])
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn last line from a crash: its message is sent again below
+        present = self._keys_in(path)
+        torn = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
         with path.open("ab") as fh:
             def send(msg: OutboxMessage) -> str:
                 if msg.idem_key in present:
@@ -262,3 +267,9 @@ class SmsJsonlTransport:
                 present.add(msg.idem_key)
                 return "appended to sms.jsonl"
             yield send
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
