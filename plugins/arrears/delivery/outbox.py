@@ -6,6 +6,7 @@ retry, a rerun of the date or a second dispatcher can only ever find the same ro
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -18,6 +19,8 @@ from arrears.db import sql
 from arrears.delivery.render import message_data, render
 from arrears.model import CHANNELS
 from arrears.policy.config import Policy
+
+log = logging.getLogger(__name__)
 
 # Statuses a dispatcher may pick up; `sending` only once its lease ran out (a crashed attempt).
 UNSENT = ("queued", "deferred", "failed")
@@ -157,6 +160,8 @@ def queue_messages(engine: Engine, run: CycleRun, policy: Policy, mail_domain: s
                 result.rewritten += 1
             else:
                 result.unchanged += 1
+            if len(wanted) % 5000 == 0:
+                log.info("outbox for %s: %d messages recorded so far", run.cycle_date, len(wanted))
         for key, (status, _) in existing.items():
             if key not in wanted and status in UNSENT:
                 conn.execute(text(
