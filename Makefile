@@ -24,8 +24,16 @@ install: $(VENV)/.installed
 demo: install
 	@$(PY) -m arrears.demo $(ARGS)
 
+# The unit suite (SQLite and PostgreSQL), then the end-to-end suite on real services: CI runs
+# only `make test`, so both run here. Without PostgreSQL or Redis they fail, never skip.
 test: install
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-e2e
+
+# Airflow scheduler, dag-processor, triggerer, api-server and a Celery worker started by the
+# tests against a fresh PostgreSQL database and Redis (docs/sections/production.md); ~8 minutes.
+test-e2e: install
+	@$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 # The cycle benchmark (see docs/sections/benchmarks.md); the full size: `make bench N=1000000`.
 N ?= 50000
