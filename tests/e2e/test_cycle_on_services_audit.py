@@ -1,0 +1,83 @@
+"""The audit trail and the task logs of the runs on real services (after
+test_cycle_on_services.py in the same session, whose runs it reads; it makes a run itself when
+there is none): the chain verifies, the day's decisions and messages are on it, and no personal
+data of the extract is in any task log file the workers wrote."""
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from arrears import datagen
+from arrears.audit import trail
+from e2e_services import DAG_ID
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+def _personal_data(landing) -> set[str]:
+    values = set()
+    for path in landing.rglob("accounts.csv"):
+        with path.open(encoding="utf-8-sig") as fh:
+            for row in csv.DictReader(fh):
+                values.update(v.strip() for k, v in row.items()
+                              if k in ("holder_name", "service_address", "email", "mobile")
+                              and v and len(v.strip()) >= 2)
+    return values
+
+
+def _log_text(path) -> str:
+    """A task log file as text, JSON lines decoded (non-ASCII is escaped in them)."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.dumps(json.loads(line), ensure_ascii=False))
+        except ValueError:
+            out.append(line)
+    return "\n".join(out)
+
+
+def test_audit_trail_and_task_logs_on_services(services):
+    svc = services
+    _, runs = svc.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100")
+    done = [r for r in runs["dag_runs"] if r["state"] == "success"]
+    if not done:  # run on its own: make one day's run
+        day = datetime.now(timezone.utc).date()
+        datagen.generate(svc.landing, day, 1, 40, seed=5)
+        svc.rest("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        _, run = svc.rest("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
+                          {"dag_run_id": f"audit-e2e__{day}", "logical_date":
+                           f"{day.isoformat()}T00:30:00Z", "conf": {}})
+        svc.wait_run(run["dag_run_id"], timeout=300)
+
+    engine = create_engine(svc.data_url)
+    with engine.connect() as conn:
+        check = trail.verify(conn)
+        assert check.ok and check.entries > 0, check.describe()
+        decided = conn.execute(text("SELECT COUNT(*) FROM decisions WHERE replay = 0")).scalar()
+        recorded = conn.execute(text(
+            "SELECT COUNT(DISTINCT CAST(cycle_date AS TEXT) || account_id) FROM audit_entries"
+            " WHERE kind = 'decision' AND payload LIKE '%\"replay\":false%'")).scalar()
+        assert recorded == decided > 0
+        sent = conn.execute(text("SELECT idem_key FROM outbox WHERE status = 'sent'")).all()
+        keys = {k for (k,) in conn.execute(text(
+            "SELECT entry_key FROM audit_entries WHERE kind = 'message'"))}
+        assert sent and {f"message/{k}/sent" for (k,) in sent} <= keys
+    engine.dispose()
+
+    logs = sorted((svc.home / "logs").rglob("*.log"))
+    task_logs = [p for p in logs if "dag_id=" in str(p)]
+    assert task_logs, "the workers wrote no task log files"
+    pii = _personal_data(svc.landing)
+    assert pii
+    leaks = {}
+    for path in task_logs:
+        body = _log_text(path)
+        found = [v for v in pii if v in body]
+        if found:
+            leaks[str(path.relative_to(svc.home))] = found[:5]
+    assert not leaks, f"personal data in task logs: {leaks}"
+    assert any("audit summary" in _log_text(p) for p in task_logs)
