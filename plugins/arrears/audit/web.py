@@ -16,7 +16,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from arrears.paths import TEMPLATES_DIR
 
 URL_PREFIX = "/arrears-audit"
-CYCLE_DAG, RELEASE_DAG = "arrears_collection_cycle", "arrears_disconnection_release"
+CYCLE_DAG = "arrears_collection_cycle"
+# Entries do not name their DAG: the tasks of the other DAGs that act are told by their ids.
+_OTHER_DAGS = {
+    "collect_proposals": "arrears_disconnection_release", "approve": "arrears_disconnection_release",
+    "release": "arrears_disconnection_release", "record_outcome": "arrears_disconnection_release",
+    "send_waiting_messages": "arrears_outbox_dispatch",
+}
 _RELEASE_KINDS = {"approval", "order"}
 
 app = FastAPI(title="Arrears audit trail", docs_url=None, redoc_url=None, openapi_url=None)
@@ -41,10 +47,9 @@ def _engine():
 
 def dag_of(kind: str, task_id: str) -> str:
     """The DAG whose task wrote the entry: approvals and orders come from the release DAG."""
-    if kind in _RELEASE_KINDS or task_id in ("approve", "release", "record_outcome",
-                                            "collect_proposals"):
-        return RELEASE_DAG
-    return CYCLE_DAG
+    if kind in _RELEASE_KINDS:
+        return "arrears_disconnection_release"
+    return _OTHER_DAGS.get(task_id, CYCLE_DAG)
 
 
 def log_link(kind: str, run_id: str, task_id: str, try_number: int) -> str:
