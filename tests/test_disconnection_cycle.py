@@ -3,7 +3,7 @@ database (SQLite and PostgreSQL): exactly once, re-checked, capped, and stoppabl
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -272,3 +272,37 @@ def test_no_order_without_a_named_approver(engine, tmp_path):
     to_proposals(engine, tmp_path, ids=("E1",))
     with pytest.raises(ValueError, match="named approver"):
         release(engine, tmp_path, approver="")
+
+
+def test_kill_switch_variable_stops_the_release_task(tmp_path, monkeypatch):
+    """The release task reads the Airflow variable at release time and ends skipped."""
+    import json
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from arrears.db import connect
+    from arrears.disconnection import tasks
+
+    engine = connect(f"sqlite:///{tmp_path / 'k.db'}")
+    to_proposals(engine, tmp_path, ids=("E1",))
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "k.db")}))
+    monkeypatch.setenv("AIRFLOW_VAR_ARREARS_OUTBOX", str(tmp_path / "outbox"))
+    monkeypatch.setenv("AIRFLOW_VAR_ARREARS_DISCONNECTION_KILL_SWITCH", "true")
+
+    class Ti:
+        task_id, try_number = "release", 1
+
+        def xcom_pull(self, task_ids, key):
+            return {"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "supervisor.zhang"},
+                    "responded_at": "2026-11-24T01:00:00+00:00", "timedout": False}
+
+    class Run:
+        run_id, run_type, run_after = "asset_triggered__k", "asset_triggered", None
+
+    context = {"ti": Ti(), "dag_run": Run(), "params": {"cycle_date": D2.isoformat()},
+               "logical_date": datetime(2026, 11, 24, 1, tzinfo=timezone.utc)}
+    with pytest.raises(AirflowSkipException, match="kill switch"):
+        tasks.release(context)
+    assert rows(engine, "SELECT COUNT(*) FROM disconnection_orders") == [(0,)]
+    assert rows(engine, "SELECT outcome, responded_by FROM disconnection_approvals") == [
+        ("approved", "supervisor.zhang")]
