@@ -193,13 +193,22 @@ def _drop_databases(*names: str) -> None:
                    f"DROP DATABASE IF EXISTS {name}")
 
 
+REDIS_CLAIM = "arrears:e2e:owner"
+
+
 def _redis_db() -> int:
+    """A Redis database no other e2e session uses: claimed with SET NX (expires), then emptied
+    of whatever a killed session left. Raises when Redis is not running: fail, never skip."""
     import redis
-    db = 1 + os.getpid() % 15
-    client = redis.Redis.from_url(f"{REDIS}/{db}", socket_timeout=5)
-    client.ping()  # raises when Redis is not running: the suite fails, never skips
-    client.flushdb()
-    return db
+    for db in range(1, 16):
+        client = redis.Redis.from_url(f"{REDIS}/{db}", socket_timeout=5)
+        if client.set(REDIS_CLAIM, os.getpid(), nx=True, ex=3600):
+            for key in client.scan_iter():
+                if key != REDIS_CLAIM.encode():
+                    client.delete(key)
+            return db
+    raise AssertionError("every Redis database 1-15 is claimed by another e2e session "
+                         f"(key {REDIS_CLAIM}); wait for them or delete stale claims")
 
 
 def environment(home: Path, landing: Path, outbox: Path, meta_db: str, data_db: str,
@@ -231,6 +240,8 @@ def environment(home: Path, landing: Path, outbox: Path, meta_db: str, data_db: 
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        # A queue of this session's own: no other worker on this Redis can take its tasks.
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"arrears_e2e_{os.getpid()}",
         "ARREARS_INCLUDE": str(REPO / "include"),
         # One retry: the first task after a start can reach the API server before it is up.
         "ARREARS_TASK_RETRIES": "1",
@@ -249,12 +260,13 @@ def environment(home: Path, landing: Path, outbox: Path, meta_db: str, data_db: 
 def start_services(root: Path) -> Services:
     pid = os.getpid()
     meta_db, data_db = f"arrears_e2e_{pid}", f"arrears_e2e_{pid}_data"
+    redis_db = _redis_db()
     _drop_databases(meta_db, data_db)
     _admin_sql(f"CREATE DATABASE {meta_db}", f"CREATE DATABASE {data_db}")
     home = root / "airflow"
     home.mkdir(parents=True)
     svc = Services(home=home, landing=root / "landing", outbox=root / "outbox", meta_db=meta_db,
-                   data_db=data_db, redis_db=_redis_db(), api_port=free_port())
+                   data_db=data_db, redis_db=redis_db, api_port=free_port())
     svc.env = environment(home, svc.landing, svc.outbox, meta_db, data_db, svc.redis_db,
                           svc.api_port)
     try:
@@ -265,7 +277,8 @@ def start_services(root: Path) -> Services:
         svc.start("scheduler", "scheduler")
         svc.start("dag-processor", "dag-processor")
         svc.start("triggerer", "triggerer")
-        svc.start("worker", "celery", "worker", "--concurrency", "4")
+        svc.start("worker", "celery", "worker", "--concurrency", "4",
+                  "--queues", svc.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"])
         svc.wait("the api-server", lambda: svc.rest("GET", "/api/v2/monitor/health")[1], 120)
     except BaseException:
         teardown(svc)  # a failed start must not leave services behind
@@ -277,4 +290,4 @@ def teardown(svc: Services) -> None:
     svc.stop()
     _drop_databases(svc.meta_db, svc.data_db)
     import redis
-    redis.Redis.from_url(f"{REDIS}/{svc.redis_db}", socket_timeout=5).flushdb()
+    redis.Redis.from_url(f"{REDIS}/{svc.redis_db}", socket_timeout=5).flushdb()  # and the claim
