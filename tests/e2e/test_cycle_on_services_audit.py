@@ -42,6 +42,8 @@ def _log_text(path) -> str:
 
 def test_audit_trail_and_task_logs_on_services(services):
     svc = services
+    svc.wait("the DAG to be parsed and serialized",
+             lambda: svc.rest("GET", f"/api/v2/dags/{DAG_ID}", ok=(200, 404))[0] == 200, 180)
     _, runs = svc.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100")
     done = [r for r in runs["dag_runs"] if r["state"] == "success"]
     if not done:  # run on its own: make one day's run

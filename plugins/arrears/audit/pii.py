@@ -35,9 +35,15 @@ MIN_LENGTH = 2  # shorter values (e.g. a one-letter name) would mask half the lo
 def mask_text(message: str, known: frozenset[str] | set[str] = frozenset()) -> str:
     message = EMAIL.sub(MASK, message)
     message = PHONE.sub(MASK, message)
-    for value in sorted(known, key=len, reverse=True):
-        if value in message:
-            message = message.replace(value, MASK)
+    if not known:
+        return message
+    # Look up every substring of a length some known value has: cost grows with the message,
+    # not with the number of known values (a day's extract can hold hundreds of thousands).
+    lengths = _LENGTHS if known is _FILTER.known else {len(v) for v in known}
+    hits = {message[i:i + n] for n in lengths for i in range(len(message) - n + 1)
+            if message[i:i + n] in known}
+    for value in sorted(hits, key=len, reverse=True):  # "王伟伟" before "王伟"
+        message = message.replace(value, MASK)
     return message
 
 
@@ -61,6 +67,7 @@ class PiiFilter(logging.Filter):
 
 
 _FILTER = PiiFilter()
+_LENGTHS: set[int] = set()  # of the values in _FILTER.known
 
 
 def _mask_exception(exc: BaseException, known, seen: set[int]) -> None:
@@ -128,15 +135,23 @@ def known_values(engine: Engine, cycle_date: date) -> set[str]:
     return values
 
 
+# Airflow's masker recompiles one big regex per value added (quadratic): hand it at most this
+# many per task. It matters only for raw stdout/stderr of the task process, which bypasses the
+# package's own processors; every log call goes through them whatever the number of values.
+AIRFLOW_MASKER_CAP = 2000
+AIRFLOW_MASKER_MIN_LENGTH = 5  # it ignores shorter values anyway
+
+
 def register(values: set[str]) -> int:
     """Mask these values in every later log line of this task (and in its supervisor)."""
     new = values - _FILTER.known
     _FILTER.known.update(new)
+    _LENGTHS.update(len(v) for v in new)
     try:
         from airflow.sdk.log import mask_secret
     except ImportError:  # outside Airflow the logging filter is all there is
         return len(new)
-    for value in sorted(new):
+    for value in sorted(v for v in new if len(v) >= AIRFLOW_MASKER_MIN_LENGTH)[:AIRFLOW_MASKER_CAP]:
         mask_secret(value)
     return len(new)
 
