@@ -97,6 +97,7 @@ def test_the_mime_message_keeps_the_escaping_and_the_deterministic_message_id():
     from email import policy
     parsed = email_lib.message_from_bytes(raw, policy=policy.default)
     assert parsed["Message-ID"] == "<abc@utility.example>" and parsed["To"] == "a1@example.com"
+    assert parsed["List-Unsubscribe"] == "<mailto:billing@utility.example?subject=unsubscribe%20A1>"
     html = parsed.get_body(("html",)).get_content()
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
 

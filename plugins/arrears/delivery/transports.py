@@ -15,6 +15,7 @@ import smtplib
 import socket
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -85,7 +86,10 @@ def build_email(msg: OutboxMessage, from_addr: str):
     message = emails.Message(html=msg.body_html or None, text=msg.body_text, subject=msg.subject,
                              mail_from=from_addr, mail_to=msg.address,
                              message_id=msg.message_id, date=format_datetime(queued),
-                             headers={"X-Arrears-Key": msg.idem_key})
+                             headers={"X-Arrears-Key": msg.idem_key,
+                                      # one-click opt-out in mail clients, besides the text's
+                                      "List-Unsubscribe": f"<mailto:{from_addr}?subject="
+                                                          f"unsubscribe%20{quote(msg.account_id)}>"})
 
     def deterministic_boundaries(_message, mime) -> None:
         for n, part in enumerate(p for p in mime.walk() if p.is_multipart()):
