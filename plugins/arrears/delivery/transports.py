@@ -15,12 +15,12 @@ import smtplib
 import socket
 import urllib.error
 import urllib.request
-from urllib.parse import quote
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import date, datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.delivery.render import sender
