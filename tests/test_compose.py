@@ -153,3 +153,14 @@ def test_env_example_names_every_variable_the_compose_file_interpolates():
                if "=" in line and not line.startswith("#")}
     missing = sorted(interpolated - example - {"AIRFLOW_PROJ_DIR"})
     assert not missing, f".env.example does not mention {missing}"
+
+
+def test_the_init_script_is_valid_bash_and_python():
+    import ast
+    import subprocess
+    script = COMPOSE["services"]["airflow-init"]["command"][1]
+    done = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    python = script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    ast.parse(python)
+    assert "_AIRFLOW_WWW_USER_CREATE" not in COMPOSE["services"]["airflow-init"]["environment"]

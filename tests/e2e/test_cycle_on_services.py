@@ -7,6 +7,7 @@ the `services` fixture (PostgreSQL metadata, Redis broker, PostgreSQL collection
 from __future__ import annotations
 
 import json
+import urllib.parse
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
@@ -69,6 +70,12 @@ def test_scheduled_run_then_backfill_replays(services):
                           {"dag_run_id": f"scheduled-style__{day}", "logical_date": logical(day),
                            "conf": {}})
     svc.wait_run(run["dag_run_id"], timeout=300)
+    # Every task ran in the pools the setup created (as airflow-init does).
+    rid = urllib.parse.quote(run["dag_run_id"], safe="")
+    _, tis = svc.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{rid}/taskInstances?limit=100")
+    pools = {ti["task_id"]: ti["pool"] for ti in tis["task_instances"]}
+    assert set(pools.values()) <= {"arrears_db", "arrears_smtp"}, pools
+    assert pools["dispatch_messages"] == "arrears_smtp" and pools["ingest"] == "arrears_db"
     normal = summary(svc.outbox, day)
     assert normal["replay"] is False and normal["accounts"] > 0
     before = sent_messages(svc.outbox)
