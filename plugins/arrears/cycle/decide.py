@@ -98,6 +98,10 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
     account order."""
     dialect = conn.dialect.name
     d = {"d": cycle_date, **part.params()}
+    if dialect == "postgresql":
+        # Server-side cursors are planned for their first 10% of rows (nested loops); every row
+        # is read here, so plan for all of them (hash joins).
+        conn.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     stream = conn.execution_options(stream_results=True, yield_per=CHUNK)
     recent = cycle_date - timedelta(days=max(policy.contact_cap_days, policy.contact_repeat_days))
     bills = AccountStream(stream.execute(sql("cycle/open_bills.sql", dialect), d))
