@@ -50,11 +50,11 @@ def _seed(db: Path) -> None:
                                                 "credit_prenotice:escalation_entry"],
                        "policy_version": "default-1"}),
         Entry(key="batch_file/2026-11-18/lawyer_letters/A6.pdf/A6/" + "b" * 64, kind="batch_file",
-              account_id="A6", cycle_date=d3, run_id=run3, task_id="audit", try_number=1,
+              account_id="A6", cycle_date=d3, run_id=run3, task_id="lawyer_letters", try_number=0,
               payload={"batch": "lawyer_letters", "file": "A6.pdf", "sha256": "b" * 64,
                        "outstanding": "400.00", "replay": False}),
         Entry(key="message/2026-11-18:A6:email/sent", kind="message", account_id="A6",
-              cycle_date=d3, run_id=run3, task_id="deliver", try_number=2,
+              cycle_date=d3, run_id=run3, task_id="dispatch_messages", try_number=2,
               payload={"channel": "email", "outcome": "sent", "template": "email",
                        "template_version": "ab12", "content_sha256": "f" * 64,
                        "kinds": ["credit_prenotice"]}),
@@ -131,7 +131,7 @@ def test_token_from_airflow_opens_the_api(api_server):
     assert [s["kind"] for s in got["steps"]] == ["decision", "decision", "batch_file", "message"]
     assert got["steps"][3]["log_url"] == ("/dags/arrears_collection_cycle/runs/"
                                           "scheduled__2026-11-18T00%3A30%3A00%2B00%3A00/tasks/"
-                                          "deliver?try_number=2")
+                                          "dispatch_messages?try_number=2")
 
 
 def test_browser_logs_in_searches_and_sees_the_timeline(api_server):
