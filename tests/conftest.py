@@ -22,7 +22,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ["ARREARS_TASK_RETRIES"] = "0"  # a failing task fails the test at once
 sys.path.insert(0, str(REPO / "plugins"))
 
-PG_URL = os.environ.get("ARREARS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from databases import PG_URL  # noqa: E402
 
 
 def _pg_schema_url(schema: str) -> str:

@@ -137,7 +137,7 @@ def test_the_database_connection_lost_mid_task_then_retried(folders, monkeypatch
     from arrears import datagen
     from arrears import orchestration as steps
     from arrears.db import connect
-    from conftest import PG_URL
+    from databases import PG_URL
     land, outbox = folders
     app = f"arrears_fault_{uuid.uuid4().hex[:8]}"
     url = f"{db_url}&application_name={app}"
