@@ -273,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="mail,letters,credit_file,report",
                         help="steps after decisions (comma list; empty for none)")
     parser.add_argument("--no-workers", action="store_true", help="skip the 1-vs-2 workers run")
-    parser.add_argument("--mail-limit", type=int, default=3000, help="emails sent to the SMTP sink")
-    parser.add_argument("--letters-limit", type=int, default=600, help="lawyer letters drawn")
+    parser.add_argument("--mail-limit", type=int, default=1000, help="emails sent to the SMTP sink")
+    parser.add_argument("--letters-limit", type=int, default=300, help="lawyer letters drawn")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     say(f"benchmark of one cycle date with ~{args.accounts:,} accounts on {machine()}; "
