@@ -31,11 +31,11 @@ test: install
 	@$(MAKE) --no-print-directory test-e2e
 
 # Airflow scheduler, dag-processor, triggerer, api-server and a Celery worker started by the
-# tests against a fresh PostgreSQL database and Redis (docs/sections/production.md); ~8 minutes.
+# tests against a fresh PostgreSQL database and Redis (README.md (Production)); ~8 minutes.
 test-e2e: install
 	@$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
-# The cycle benchmark (see docs/sections/benchmarks.md); the full size: `make bench N=1000000`.
+# The cycle benchmark (see README.md (Benchmarks)); the full size: `make bench N=1000000`.
 N ?= 50000
 bench: install
 	@$(PY) bench/cycle_bench.py --accounts $(N) $(ARGS)

@@ -3,7 +3,7 @@
 Per message: claim the row (one conditional UPDATE, so two dispatchers never both get it), send,
 record the answer. A row left ``sending`` by a crashed attempt is claimed again only after its
 lease ran out, then resent under the same key (files and the SMS gateway dedupe on it; an SMTP
-resend carries the same Message-ID: see docs/sections/delivery.md).
+resend carries the same Message-ID: see README.md (Reminders and notices)).
 """
 from __future__ import annotations
 
