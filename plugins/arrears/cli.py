@@ -79,9 +79,25 @@ def _setup_audit(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=audit_cycle)
 
 
+def _delegate(module: str):
+    """A subcommand that hands its arguments to ``<module>.main(argv)``."""
+    def setup(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("args", nargs=argparse.REMAINDER, help="see `arrears <command> --help`")
+
+        def run(args) -> int:
+            from importlib import import_module
+            return import_module(module).main(args.args)
+        parser.set_defaults(func=run)
+    return setup
+
+
 COMMANDS = [
     ("audit", "the audit trail: account timelines, chain verification, cycle summaries",
      _setup_audit),
+    ("bureau", "read back and verify a credit-bureau file: bureau verify|dump <file>",
+     _delegate("arrears.batches.bureau")),
+    ("manifest", "verify a batch folder against its manifest: manifest verify <folder>",
+     _delegate("arrears.batches.manifest")),
 ]
 
 
