@@ -148,9 +148,11 @@ def _waiting_approval(api: Api, proc: subprocess.Popen, batch) -> dict:
     while time.monotonic() < deadline:
         status, body = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/~/hitlDetails")
         assert status == 200, body
-        waiting = [h for h in body.get("hitl_details", []) if h.get("responded_at") is None]
+        # The newest waiting request is this test's: an earlier test's run may still be waiting.
+        waiting = sorted((h for h in body.get("hitl_details", []) if h.get("responded_at") is None),
+                         key=lambda h: h["task_instance"]["dag_run_id"])
         if waiting:
-            return waiting[0]
+            return waiting[-1]
         if proc.poll() is not None:
             break
         time.sleep(1)
