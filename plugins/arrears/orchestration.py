@@ -6,6 +6,8 @@ does one step of the cycle, logs a short summary and returns a small JSON-able d
 from __future__ import annotations
 
 import logging
+import os
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,9 +27,22 @@ log = logging.getLogger("arrears")
 REQUIRED_FILES = ("accounts.csv", "open_items.csv")
 
 
+_SETTINGS_TTL_SECONDS = 30.0
+_settings_cache: tuple[tuple, float, Settings] | None = None
+
+
 def settings() -> Settings:
-    # Not cached: `dag.test` runs every task in one process, and variables may change between runs.
-    return Settings.load()
+    """The settings, read once per task rather than at every call (each read asks the API
+    server for several variables). Cached briefly and keyed on the ARREARS environment
+    variables: `dag.test` runs many tasks in one process, and an operator may change a
+    variable between tasks."""
+    global _settings_cache
+    key = tuple(sorted((k, v) for k, v in os.environ.items()
+                       if k.startswith(("AIRFLOW_VAR_ARREARS", "AIRFLOW_CONN_ARREARS"))))
+    now = time.monotonic()
+    if _settings_cache is None or _settings_cache[0] != key or _settings_cache[1] < now:
+        _settings_cache = (key, now + _SETTINGS_TTL_SECONDS, Settings.load())
+    return _settings_cache[2]
 
 
 def engine() -> Engine:
