@@ -37,3 +37,102 @@ def test_unsupported_database_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", "mysql://u@h/db")
     with pytest.raises(SettingsError, match="use sqlite or postgres"):
         database_url(get_connection("arrears_db"))
+
+
+def _sqlite_forms(tmp_path):
+    absolute = tmp_path / "forms.db"
+    return {
+        "three-slash URI (Airflow's SQLite docs)": f"sqlite://{absolute}",           # sqlite:///abs
+        "four-slash URI (SQLAlchemy's form)": f"sqlite:///{absolute}",              # sqlite:////abs
+        "percent-encoded host": "sqlite://" + str(absolute).replace("/", "%2F"),
+        "JSON host": json.dumps({"conn_type": "sqlite", "host": str(absolute)}),
+    }
+
+
+def test_every_sqlite_connection_form_reaches_the_file(monkeypatch, tmp_path):
+    """Each documented form opens the same file: what one form writes, the others read."""
+    from sqlalchemy import text
+
+    from arrears.db import connect
+    absolute = tmp_path / "forms.db"
+    for number, (form, value) in enumerate(_sqlite_forms(tmp_path).items()):
+        monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", value)
+        url = Settings.load().db_url
+        assert url == f"sqlite:///{absolute}", form
+        with connect(url).begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS probe (n INTEGER)"))
+            conn.execute(text("INSERT INTO probe VALUES (:n)"), {"n": number})
+    import sqlite3
+    with sqlite3.connect(absolute) as raw:
+        assert sorted(n for (n,) in raw.execute("SELECT n FROM probe")) == [0, 1, 2, 3]
+        # the schema was migrated in the file itself
+        assert raw.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] > 0
+
+
+def test_a_relative_sqlite_path_is_resolved_against_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for value in ("sqlite://var/rel.db", json.dumps({"conn_type": "sqlite", "host": "var/rel.db"})):
+        monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", value)
+        assert Settings.load().db_url == f"sqlite:///{tmp_path / 'var' / 'rel.db'}"
+    (tmp_path / "var").mkdir()
+    from arrears.db import connect
+    connect(Settings.load().db_url)
+    assert (tmp_path / "var" / "rel.db").stat().st_size > 0
+
+
+@pytest.mark.parametrize("value", [
+    "sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite://:memory:",
+    json.dumps({"conn_type": "sqlite", "host": ":memory:"}),
+    json.dumps({"conn_type": "sqlite"}),
+    json.dumps({"conn_type": "sqlite", "host": "file::memory:?cache=shared"}),
+    json.dumps({"conn_type": "sqlite", "host": "/tmp/x.db", "extra": {"mode": "memory"}}),
+])
+def test_an_in_memory_or_unnamed_sqlite_database_is_refused(monkeypatch, value):
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", value)
+    with pytest.raises(SettingsError) as raised:
+        Settings.load()
+    message = str(raised.value)
+    assert "arrears_db" in message and "sqlite:////absolute/path.db" in message
+
+
+def test_postgres_extras_such_as_sslmode_survive(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB",
+                       "postgres://app:pw@db.internal:5432/collections?sslmode=verify-full"
+                       "&sslrootcert=%2Fetc%2Fca.pem")
+    url = Settings.load().db_url
+    assert url.startswith("postgresql+psycopg://app:pw@db.internal:5432/collections?")
+    assert "sslmode=verify-full" in url and "sslrootcert=%2Fetc%2Fca.pem" in url
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", json.dumps(
+        {"conn_type": "postgres", "host": "db", "login": "app", "schema": "c",
+         "extra": {"sslmode": "require", "sqlalchemy_query": {"application_name": "arrears"}}}))
+    url = Settings.load().db_url
+    assert "sslmode=require" in url and "application_name=arrears" in url
+
+
+def test_postgres_connection_reaches_the_server(monkeypatch):
+    """The URL built from the JSON form opens the test server and migrates it once per process."""
+    from sqlalchemy import text
+
+    from arrears.db import connect, engine as engine_module
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", json.dumps(
+        {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
+         "schema": "test", "extra": {"sslmode": "disable"}}))
+    url = Settings.load().db_url
+    assert "sslmode=disable" in url
+    eng = engine_module.make_engine(url)
+    with eng.connect() as conn:
+        assert conn.execute(text("SHOW ssl")).scalar() in ("on", "off")
+
+
+def test_the_schema_is_migrated_once_per_process(monkeypatch, tmp_path):
+    from arrears.db import engine as engine_module
+    calls = []
+    import importlib
+    migrate_module = importlib.import_module("arrears.db.migrate")
+    real = migrate_module.migrate
+    monkeypatch.setattr(migrate_module, "migrate", lambda eng: calls.append(eng) or real(eng))
+    url = f"sqlite:///{tmp_path / 'once.db'}"
+    first = engine_module.connect(url)
+    for _ in range(5):
+        assert engine_module.connect(url) is first
+    assert len(calls) == 1

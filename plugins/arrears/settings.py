@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from urllib.parse import quote
+
+from sqlalchemy.engine import URL
 
 from arrears.paths import REPO_ROOT
 
@@ -44,9 +45,13 @@ def get_connection(conn_id: str):
             return None
     from airflow.models.connection import Connection
     raw = os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"].strip()
-    if raw.startswith("{"):
-        return Connection(conn_id=conn_id, **json.loads(raw))
-    return Connection(conn_id=conn_id, uri=raw)
+    try:
+        if raw.startswith("{"):
+            return Connection(conn_id=conn_id, **json.loads(raw))
+        return Connection(conn_id=conn_id, uri=raw)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"connection {conn_id} (AIRFLOW_CONN_{conn_id.upper()}) cannot be "
+                            f"parsed: {exc}. {_DB_FORMS}") from None
 
 
 def parse_window(text: str) -> tuple[time, time]:
@@ -63,6 +68,12 @@ def parse_window(text: str) -> tuple[time, time]:
     return t0, t1
 
 
+_DB_FORMS = ("Accepted forms: sqlite:///absolute/path.db, sqlite:////absolute/path.db, "
+             "{\"conn_type\": \"sqlite\", \"host\": \"/absolute/or/relative/path.db\"}, "
+             "sqlite://relative/path.db, or postgres://user:password@host:port/database "
+             "(extras such as sslmode in the query string or the JSON extra).")
+
+
 def database_url(conn) -> str:
     """A SQLAlchemy URL for the ``arrears_db`` connection (sqlite or postgres)."""
     if conn is None:
@@ -71,15 +82,50 @@ def database_url(conn) -> str:
         return f"sqlite:///{path}"
     kind = (conn.conn_type or "").lower()
     if kind == "sqlite":
-        return f"sqlite:///{conn.host}"
+        return URL.create("sqlite", database=str(sqlite_path(conn))).render_as_string()
     if kind in ("postgres", "postgresql"):
-        auth = quote(conn.login or "", safe="")
-        if conn.password:
-            auth += ":" + quote(conn.password, safe="")
-        host = f"{conn.host or 'localhost'}:{conn.port or 5432}"
-        return f"postgresql+psycopg://{auth + '@' if auth else ''}{host}/{conn.schema or ''}"
+        return postgres_url(conn).render_as_string(hide_password=False)
     raise SettingsError(
-        f"connection arrears_db has type {conn.conn_type!r}: use sqlite or postgres")
+        f"connection arrears_db has type {conn.conn_type!r}: use sqlite or postgres. {_DB_FORMS}")
+
+
+def sqlite_path(conn) -> Path:
+    """The database file of a SQLite connection, by the rules of Airflow's SQLite connection:
+    the path is the host (JSON form, or percent-encoded in the URI), or the URI's path
+    (``sqlite:///abs`` and ``sqlite:////abs`` both name ``/abs``; ``sqlite://dir/file.db``
+    names the relative ``dir/file.db``). A relative path is resolved against the working
+    directory once, here, so every engine of the process opens the same file. Anything that
+    would open an in-memory or unnamed (temporary) database is refused: the cycle's record
+    must outlive the process."""
+    host, schema = (conn.host or "").strip(), (conn.schema or "").strip()
+    if host and schema:
+        text = f"{host}/{schema}"
+    elif schema:
+        text = schema if schema.startswith("/") else "/" + schema
+    else:
+        text = host
+    extra = {str(k).lower(): str(v).lower() for k, v in (conn.extra_dejson or {}).items()}
+    if (not text or ":memory:" in text or text.startswith("file:")
+            or extra.get("mode") == "memory" or "mode=memory" in text):
+        raise SettingsError(
+            f"connection arrears_db would open an in-memory or unnamed SQLite database "
+            f"({text or 'no path'!r}): every cycle would forget the earlier ones. Name a file. "
+            f"{_DB_FORMS}")
+    return Path(text).expanduser().resolve()
+
+
+def postgres_url(conn) -> URL:
+    """PostgresHook's own SQLAlchemy URL, plus the connection's libpq extras (sslmode,
+    sslrootcert, ...) that the hook passes to psycopg in ``get_conn`` but leaves out of
+    ``sqlalchemy_url`` unless they sit under ``sqlalchemy_query``."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    hook = PostgresHook(conn.conn_id or "arrears_db", connection=conn)
+    url = hook.sqlalchemy_url
+    if not url.database:
+        raise SettingsError(f"connection arrears_db names no database. {_DB_FORMS}")
+    libpq = {k: str(v) for k, v in (conn.extra_dejson or {}).items()
+             if k not in hook.ignored_extra_options and not isinstance(v, (dict, list))}
+    return url.update_query_dict({**libpq, **dict(url.query)})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import weakref
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
@@ -21,9 +23,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# Engines whose schema this process already brought up to date: a task calls connect() many
+# times, and each migrate() is a transaction (and on PostgreSQL an advisory lock) for nothing.
+_migrated: weakref.WeakSet[Engine] = weakref.WeakSet()
+_migrating = threading.Lock()
+
+
 def connect(url: str) -> Engine:
-    """The engine with the schema migrated to the latest version."""
-    from arrears.db.migrate import migrate
+    """The engine with the schema migrated to the latest version (once per process)."""
     engine = make_engine(url)
-    migrate(engine)
+    if engine in _migrated:
+        return engine
+    from arrears.db.migrate import migrate
+    with _migrating:
+        if engine not in _migrated:
+            migrate(engine)
+            _migrated.add(engine)
     return engine
