@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from datetime import date
@@ -15,19 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from api_server import running_api_server
 from arrears.audit import trail
 from arrears.audit.trail import Entry
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 USER, PASSWORD = "auditor", "Audit-Pass-2026"
 SCREENSHOT = os.environ.get("ARREARS_SCREENSHOT")  # set to refresh docs/img/auditor_page.png
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _seed(db: Path) -> None:
@@ -66,38 +56,8 @@ def api_server(tmp_path_factory, airflow_home):
     tmp = tmp_path_factory.mktemp("ui")
     db = tmp / "arrears.db"
     _seed(db)
-    passwords = tmp / "passwords.json"
-    passwords.write_text(json.dumps({USER: PASSWORD}))
-    port = _free_port()
-    env = {**os.environ,
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-           "AIRFLOW__API_AUTH__JWT_SECRET": "audit-ui-test-secret",
-           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-           "AIRFLOW_CONN_ARREARS_DB": json.dumps({"conn_type": "sqlite", "host": str(db)}),
-           "PYTHONPATH": str(REPO / "plugins")}
-    log = (tmp / "api-server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port),
-                             "--host", "127.0.0.1", "--workers", "1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(base + "/api/v2/monitor/health", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("api-server did not start:\n"
-                                + (tmp / "api-server.log").read_text()[-3000:])
-                time.sleep(1)
+    with running_api_server(tmp, db, {USER: ("viewer", PASSWORD)}) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, 9)
-        proc.wait()
-        log.close()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -20,7 +20,11 @@ HOLDS = (
 MESSAGE_KINDS = ("reminder", "formal_notice", "credit_prenotice", "disconnection_notice",
                  "disconnection_cancelled")
 EVENT_TYPES = ("dispute_opened", "dispute_closed", "promise_to_pay", "payment_plan",
-               "plan_broken", "deceased")
+               "plan_broken", "deceased", "notice_served", "call_outcome", "bureau_objection",
+               "bureau_objection_resolved")
+# What a `notice_served` event's note names (CONTRACT §8) and a `call_outcome`'s note starts with.
+SERVED_NOTICES = ("credit_prenotice", "disconnection_notice")
+CALL_OUTCOMES = ("reached", "no_answer", "wrong_number", "refused")
 PROTECTIONS = ("medical_device", "low_income", "five_guarantee")
 CUSTOMER_CLASSES = ("residential", "non_residential")
 LANGUAGES = ("zh-CN", "en")
@@ -55,6 +59,8 @@ class CaseEvent:
     effective_date: date
     amount_fen: int | None = None
     until_date: date | None = None
+    note: str = ""
+    instalments: tuple[tuple[date, int], ...] = ()   # a payment plan's (due date, fen), in order
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 
 GENESIS = "0" * 64
 KINDS = ("decision", "message", "batch_file", "notice", "proposal", "approval", "order",
-         "disconnection_event", "quarantine", "cycle")
+         "disconnection_event", "quarantine", "cycle", "case_event")
 
 
 @dataclass(frozen=True)

@@ -90,11 +90,12 @@ class _Loader:
         for statement in (
             "DELETE FROM extract_accounts WHERE cycle_date = :d",
             "DELETE FROM extract_bills WHERE cycle_date = :d",
-            "DELETE FROM quarantine WHERE cycle_date = :d",
+            # Events and rejections posted through the API are no part of D's delivery.
+            "DELETE FROM quarantine WHERE cycle_date = :d AND file NOT LIKE 'api:%'",
             "DELETE FROM payment_sightings WHERE cycle_date = :d",
             "DELETE FROM payments WHERE first_seen = :d AND payment_id NOT IN "
             "(SELECT payment_id FROM payment_sightings)",
-            "DELETE FROM case_events WHERE first_seen = :d",
+            "DELETE FROM case_events WHERE first_seen = :d AND source = 'extract'",
             "DELETE FROM deliveries WHERE cycle_date = :d",
         ):
             self.conn.execute(text(statement), d)
@@ -167,7 +168,7 @@ _ACCOUNT_COLUMNS = ("account_id", "holder_name", "customer_class", "service_addr
 _BILL_COLUMNS = ("bill_id", "account_id", "bill_period", "amount_fen", "due_date")
 _PAYMENT_COLUMNS = ("payment_id", "account_id", "bill_id", "amount_fen", "paid_at", "paid_on")
 _EVENT_COLUMNS = ("event_id", "account_id", "event_type", "effective_date", "amount_fen",
-                  "until_date", "note")
+                  "until_date", "note", "instalments")
 
 
 def _norm(value) -> str:

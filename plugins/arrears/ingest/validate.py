@@ -8,7 +8,8 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from arrears.model import CUSTOMER_CLASSES, EVENT_TYPES, LANGUAGES, PROTECTIONS
+from arrears.model import (CALL_OUTCOMES, CUSTOMER_CLASSES, EVENT_TYPES, LANGUAGES, PROTECTIONS,
+                           SERVED_NOTICES)
 from arrears.money import AmountError, parse_fen
 
 
@@ -145,17 +146,59 @@ def payment_row(row: dict, accounts: set[str], bills: dict[str, str], cycle_date
             "paid_at": paid_at_text, "paid_on": paid_on}
 
 
+def instalment_list(row: dict, column: str = "instalments") -> tuple[tuple[date, int], ...]:
+    """``"2026-12-10:100.00;2027-01-10:100.00"`` -> ((date, fen), ...) in due-date order."""
+    value = (row.get(column) or "").strip()
+    if not value:
+        return ()
+    plan: dict[date, int] = {}
+    for item in (i.strip() for i in value.split(";")):
+        day, sep, amount = item.partition(":")
+        if not sep:
+            raise RowError(f"{column} item {item!r} is not YYYY-MM-DD:amount")
+        due = parse_date({column: day}, column)
+        if due in plan:
+            raise RowError(f"{column} has {due} twice")
+        plan[due] = positive_fen({column: amount}, column)
+    return tuple(sorted(plan.items()))
+
+
+def format_instalments(plan) -> str:
+    """The stored, normalised form of a schedule (what two sightings of an event compare)."""
+    from arrears.money import format_fen
+    return ";".join(f"{due.isoformat()}:{format_fen(fen)}" for due, fen in plan)
+
+
+def parse_instalments(text: str) -> tuple[tuple[date, int], ...]:
+    """The stored form back to (due date, fen) pairs (already validated when it was stored)."""
+    return instalment_list({"instalments": text}) if text else ()
+
+
 def event_row(row: dict, accounts: set[str]) -> dict:
     account_id = required(row, "account_id")
     if account_id not in accounts:
         raise RowError(f"account_id {account_id!r} is not in accounts.csv")
     event_type = enum(row, "event_type", EVENT_TYPES)
     until = parse_date(row, "until_date", optional=True)
+    plan = instalment_list(row)
+    if plan and event_type != "payment_plan":
+        raise RowError(f"instalments are only for a payment_plan, not {event_type}")
+    if plan and until is None:
+        until = plan[-1][0]  # a schedule without an end date ends with its last instalment
+    if plan and plan[-1][0] > until:
+        raise RowError(f"instalment due {plan[-1][0]} is after until_date {until}")
     if event_type in ("promise_to_pay", "payment_plan") and until is None:
         raise RowError(f"{event_type} needs an until_date")
     amount = positive_fen(row, "amount") if (row.get("amount") or "").strip() else None
     if event_type == "promise_to_pay" and amount is None:
         raise RowError("promise_to_pay needs an amount")
+    note = (row.get("note") or "").strip()
+    if event_type == "notice_served" and note not in SERVED_NOTICES:
+        raise RowError(f"notice_served needs note {' or '.join(SERVED_NOTICES)}, not {note!r}")
+    if event_type == "call_outcome" and note.partition(":")[0].strip() not in CALL_OUTCOMES:
+        raise RowError(f"call_outcome needs note {' | '.join(CALL_OUTCOMES)} "
+                       f"(free text after a colon), not {note!r}")
     return {"event_id": required(row, "event_id"), "account_id": account_id,
             "event_type": event_type, "effective_date": parse_date(row, "effective_date"),
-            "amount_fen": amount, "until_date": until, "note": (row.get("note") or "").strip()}
+            "amount_fen": amount, "until_date": until, "note": note,
+            "instalments": format_instalments(plan)}
