@@ -44,7 +44,7 @@ def test_a_clean_delivery_loads(engine, tmp_path):
     assert a1[5:9] == ("wang@example.com", "+8613900000001", "zh-CN", "")   # default language
     a2 = next(r for r in rows if r[1] == "A2")
     assert a2[5] == ""                       # invalid email: a contact gap, not an error
-    assert a2[8:] == ("low_income;medical_device", "sms")
+    assert a2[8:10] == ("low_income;medical_device", "sms")
     assert result.contact_gaps == 1
 
 

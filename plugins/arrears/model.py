@@ -4,17 +4,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from arrears.channels import NAMES as CHANNELS  # one folder per channel under arrears/channels/
+
 STAGES = ("current", "reminder", "formal_notice", "escalation")
-CHANNELS = ("email", "sms")
-# Contract order of the `actions` list (CONTRACT §3).
+# Contract order of the `actions` list (CONTRACT §3): the channels' messages first.
 ACTIONS = (
-    "email", "sms", "call_list", "credit_prenotice", "lawyer_letter", "credit_report",
+    *CHANNELS, "call_list", "credit_prenotice", "lawyer_letter", "credit_report",
     "disconnection_notice", "disconnection_order", "field_visit",
 )
-# Contract order of the holds table (CONTRACT §2).
+# Contract order of the holds table (CONTRACT §2): one opt-out hold per channel.
 HOLDS = (
     "disputed", "promise_to_pay", "payment_plan", "deceased", "protected_medical",
-    "protected_winter", "opt_out_email", "opt_out_sms", "below_threshold",
+    "protected_winter", *(f"opt_out_{c}" for c in CHANNELS), "below_threshold",
 )
 # Message kinds, consolidated into one message per channel per day.
 MESSAGE_KINDS = ("reminder", "formal_notice", "credit_prenotice", "disconnection_notice",
@@ -41,6 +42,12 @@ class Account:
     language: str = "zh-CN"
     protections: frozenset[str] = frozenset()
     opt_out: frozenset[str] = frozenset()
+    wechat_openid: str = ""  # CONTRACT §7: WeChat official-account openid
+    app_user_id: str = ""    # CONTRACT §7: the customer's id in the utility's app (push)
+
+    def address(self, field_name: str) -> str:
+        """The account's own address in a channel's address column ('' when it has none)."""
+        return getattr(self, field_name, "") or ""
 
 
 @dataclass(frozen=True)

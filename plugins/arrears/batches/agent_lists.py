@@ -19,12 +19,14 @@ from arrears.batches.store import write_file
 from arrears.cycle.decide import as_date, split_list
 from arrears.cycle.outputs import csv_bytes
 from arrears.db import sql
+from arrears.model import HOLDS
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
 from arrears.policy.holds import STOPS_CONTACT
 
 CALL_COLUMNS = ("account_id", "holder_name", "mobile", "language", "stage", "dpd", "outstanding",
                 "late_fee", "oldest_due_date", "script_hints")
+OPT_OUT_HOLDS = tuple(h for h in HOLDS if h.startswith("opt_out_"))  # one per channel
 VULNERABLE = frozenset({"low_income", "five_guarantee"})  # CONTRACT §1 protections
 VISIT_COLUMNS = ("account_id", "holder_name", "service_address", "mobile", "language", "dpd",
                  "outstanding", "late_fee", "oldest_due_date", "visit_hints")
@@ -54,13 +56,16 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
         codes.append("winter")
     if language == "en":
         codes.append("speak_english")
-    codes += [h for h in ("opt_out_email", "opt_out_sms") if h in holds]
+    codes += [h for h in OPT_OUT_HOLDS if h in holds]
     codes += [a for a in ("lawyer_letter", "disconnection_notice", "credit_report") if a in actions]
     if "disconnection_notice" not in actions and "disconnection:notice_" in reasons:
         codes.append("disconnection_pending")
     codes += ["oldest_due", "late_fee", "payment_options"]
     texts = _hints()
-    return "; ".join(texts[c].render(**values) for c in codes)
+    # A channel without its own opt-out line gets the generic one, naming the channel.
+    return "; ".join(texts[c].render(**values) if c in texts else
+                     texts["opt_out_channel"].render(channel=c.removeprefix("opt_out_"), **values)
+                     for c in codes)
 
 
 def _rows(engine: Engine, cycle_date: date, action: str):

@@ -14,7 +14,7 @@ from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.db.bulk import Batch
 from arrears.db.sqlfiles import spelled
-from arrears.model import Account, CaseEvent, Decision, History, Notice, OpenBill
+from arrears.model import CHANNELS, Account, CaseEvent, Decision, History, Notice, OpenBill
 from arrears.policy import decide
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
@@ -68,7 +68,7 @@ def _history(rows: list, pending: list, cycle_date: date, policy: Policy) -> His
         day, acts = as_date(day), split_list(actions)
         previous = (stage, as_date(entered))
         if day >= recent:
-            messages += [(day, ch) for ch in ("email", "sms") if ch in acts]
+            messages += [(day, ch) for ch in CHANNELS if ch in acts]
         if "credit_prenotice" in acts:
             prenotices.append(day)
         if "lawyer_letter" in acts:
@@ -108,6 +108,7 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
     events = AccountStream(stream.execute(sql("cycle/case_events.sql", dialect), d))
     history = AccountStream(stream.execute(sql("cycle/history.sql", dialect), {**d, "recent": recent}))
     notices = AccountStream(stream.execute(sql("cycle/pending_notices.sql", dialect), d))
+    replies = AccountStream(stream.execute(sql("cycle/reply_opt_outs.sql", dialect), d))
 
     dates: dict[date, date] = {}  # one calendar look-up per serving date, not per account
 
@@ -117,8 +118,11 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         return dates[served]
 
     for row in stream.execute(sql("cycle/accounts.sql", dialect), d):
-        account = Account(*row[:7], protections=split_list(row[7]), opt_out=split_list(row[8]))
-        aid = account.account_id
+        aid = row[0]
+        # An opt-out by reply stands whatever the extract says (CONTRACT §7).
+        opt_out = split_list(row[8]) | {ch for _, ch in replies.take(aid)}
+        account = Account(*row[:7], protections=split_list(row[7]), opt_out=opt_out,
+                          wechat_openid=row[9], app_user_id=row[10])
         open_bills = [OpenBill(b[1], b[2], as_date(b[3]), b[4]) for b in bills.take(aid)]
         case = [CaseEvent(e[1], e[2], as_date(e[3]), e[4], as_date(e[5])) for e in events.take(aid)]
         yield decide(account, open_bills, case, _history(history.take(aid), notices.take(aid),

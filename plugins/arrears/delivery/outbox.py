@@ -17,7 +17,7 @@ from arrears.cycle.decide import as_date, split_list
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.delivery.render import message_data, render
-from arrears.model import CHANNELS
+from arrears.channels.registry import registry
 from arrears.policy.config import Policy
 
 log = logging.getLogger(__name__)
@@ -80,46 +80,64 @@ def planned_messages(engine: Engine, cycle_date: date, policy: Policy, mail_doma
             bills[aid].append((period, as_date(due), open_fen, days, fee))
         served, cancelled = _notices(conn, cycle_date)
         decisions = conn.execute(sql("delivery/due_messages.sql", dialect), {"d": cycle_date}).all()
-    for (aid, actions, kinds, dpd, outstanding, fee, reasons, holder, address, email, mobile,
-         language) in decisions:
+    for row in decisions:
+        aid, actions, kinds, dpd, outstanding, fee, reasons, stage = row[:8]
+        columns = row._mapping
         data = message_data(
-            account_id=aid, holder_name=holder, language=language,
+            account_id=aid, holder_name=columns["holder_name"], language=columns["language"],
             kinds=[k for k in kinds.split(";") if k], cycle_date=cycle_date,
-            outstanding_fen=outstanding, late_fee_fen=fee, dpd=dpd, service_address=address,
-            bills=bills.get(aid, ()),
+            outstanding_fen=outstanding, late_fee_fen=fee, dpd=dpd,
+            service_address=columns["service_address"], bills=bills.get(aid, ()),
             report_from=cycle_date + timedelta(days=policy.prenotice_lead_days),
             earliest_disconnection=served.get(aid) or _earliest_from_reasons(reasons),
             cancelled_served_on=cancelled.get(aid))
-        for channel in CHANNELS:
-            if channel not in split_list(actions):
+        chosen = split_list(actions)
+        for name, channel in registry().items():
+            if name not in chosen:
                 continue
-            contact = email if channel == "email" else mobile
+            contact = columns[channel.address_column]
             if not contact:  # the policy already withholds a channel without contact details
                 continue
-            key = idem_key(cycle_date, aid, channel)
-            rendered = render(channel, data)
-            yield {"idem_key": key, "cycle_date": cycle_date, "account_id": aid,
-                   "channel": channel, "address": contact, "language": data.language,
-                   "kinds": ";".join(data.kinds), "template": rendered.template,
-                   "template_version": rendered.template_version, "subject": rendered.subject,
-                   "body_text": rendered.text, "body_html": rendered.html,
-                   "content_sha256": rendered.content_sha256,
-                   "message_id": message_id_for(key, mail_domain)}
+            yield message_row(cycle_date, aid, name, contact, data, mail_domain,
+                              fallback=fallbacks(policy, stage, name))
+
+
+def fallbacks(policy: Policy, stage: str, channel: str) -> str:
+    """The channels after ``channel`` in its slot of the stage (CONTRACT §7), as a ';'-list."""
+    for slot in policy.slots_for(stage):
+        if channel in slot:
+            return ";".join(slot[slot.index(channel) + 1:])
+    return ""
+
+
+def message_row(cycle_date: date, account_id: str, channel: str, address: str, data,
+                mail_domain: str, fallback: str = "", fallback_of: str = "") -> dict:
+    """The outbox row of one message, rendered."""
+    key = idem_key(cycle_date, account_id, channel)
+    rendered = render(channel, data)
+    return {"idem_key": key, "cycle_date": cycle_date, "account_id": account_id,
+            "channel": channel, "address": address, "language": data.language,
+            "kinds": ";".join(data.kinds), "template": rendered.template,
+            "template_version": rendered.template_version, "subject": rendered.subject,
+            "body_text": rendered.text, "body_html": rendered.html,
+            "content_sha256": rendered.content_sha256,
+            "message_id": message_id_for(key, mail_domain),
+            "fallback": fallback, "fallback_of": fallback_of}
 
 
 _INSERT = text(
     "INSERT INTO outbox (idem_key, cycle_date, account_id, channel, address, language, kinds,"
     " template, template_version, subject, body_text, body_html, content_sha256, message_id,"
-    " status, queued_at, run_id, task_id, try_number)"
+    " status, queued_at, run_id, task_id, try_number, fallback, fallback_of)"
     " VALUES (:idem_key, :cycle_date, :account_id, :channel, :address, :language, :kinds,"
     " :template, :template_version, :subject, :body_text, :body_html, :content_sha256,"
-    " :message_id, 'queued', :now, :run_id, :task_id, :try_number)"
+    " :message_id, 'queued', :now, :run_id, :task_id, :try_number, :fallback, :fallback_of)"
     " ON CONFLICT (idem_key) DO NOTHING")
 _REWRITE = text(
     "UPDATE outbox SET address = :address, language = :language, kinds = :kinds,"
     " template = :template, template_version = :template_version, subject = :subject,"
     " body_text = :body_text, body_html = :body_html, content_sha256 = :content_sha256,"
-    " status = 'queued', last_error = '', queued_at = :now"
+    " fallback = :fallback, status = 'queued', last_error = '', queued_at = :now"
     " WHERE idem_key = :idem_key AND status IN ('queued', 'deferred', 'failed', 'cancelled')")
 
 

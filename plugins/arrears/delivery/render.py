@@ -22,7 +22,6 @@ from arrears.paths import TEMPLATES_DIR
 MESSAGES_DIR = TEMPLATES_DIR / "messages"
 # Kinds that talk about money owed beyond the balance: the email lists the bills and their fees.
 FEE_KINDS = frozenset({"formal_notice", "credit_prenotice", "disconnection_notice"})
-CHANNEL_TEMPLATES = {"email": ("email.txt.j2", "email.html.j2"), "sms": ("sms.txt.j2",)}
 
 
 @dataclass(frozen=True)
@@ -119,28 +118,39 @@ def _environment(html: bool) -> Environment:
                        undefined=StrictUndefined, keep_trailing_newline=False)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def template_version(channel: str, language: str) -> str:
     """sha256 prefix over every source a channel's message of that language is made from."""
+    from arrears.channels.registry import channel as channel_named
     digest = hashlib.sha256()
-    for name in (*CHANNEL_TEMPLATES[channel], f"{language}/parts.j2", "sender.toml"):
+    for name in (*channel_named(channel).templates, f"{language}/parts.j2", "sender.toml"):
         digest.update(name.encode() + b"\0" + (MESSAGES_DIR / name).read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
 
-def _text(name: str, data: MessageData) -> str:
+def text_from(name: str, data: MessageData) -> str:
+    """A plain-text template (no escaping) rendered for ``data``, one trailing newline."""
     return _environment(False).get_template(name).render(m=data).strip() + "\n"
 
 
+def html_from(name: str, data: MessageData) -> str:
+    """An HTML template (customer-supplied fields escaped) rendered for ``data``."""
+    return _environment(True).get_template(name).render(m=data).strip() + "\n"
+
+
+def parts(data: MessageData):
+    """The wording macros of the message's language (``<language>/parts.j2``), unescaped."""
+    return _environment(False).get_template(f"{data.language}/parts.j2").module
+
+
+def subject_line(data: MessageData) -> str:
+    return str(parts(data).subject(data))
+
+
 def render(channel: str, data: MessageData) -> Rendered:
-    if channel == "email":
-        subject = _environment(False).get_template(f"{data.language}/parts.j2").module.subject(data)
-        text_body = _text("email.txt.j2", data)
-        html_body = _environment(True).get_template("email.html.j2").render(m=data).strip() + "\n"
-    elif channel == "sms":
-        subject, text_body, html_body = "", _text("sms.txt.j2", data), ""
-    else:
-        raise ValueError(f"unknown channel {channel!r}: use one of {tuple(CHANNEL_TEMPLATES)}")
+    """The channel's message for ``data``: its own folder under arrears/channels/ composes it."""
+    from arrears.channels.registry import channel as channel_named
+    subject, text_body, html_body = channel_named(channel).compose(data)
     subject = " ".join(str(subject).split())  # one header line, whatever the holder name holds
     content = hashlib.sha256("\0".join((subject, text_body, html_body)).encode()).hexdigest()
     return Rendered(template=f"messages/{channel}/{data.language}",

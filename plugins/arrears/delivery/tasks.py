@@ -13,8 +13,8 @@ from arrears.cycle import outputs
 from arrears.cycle.decide import as_date
 from arrears.delivery.dispatch import Clock, dispatch, wall_clock
 from arrears.delivery.outbox import Attempt, message_counts, queue_messages
-from arrears.delivery.transports import (EmlFileTransport, SmsGatewayTransport, SmsJsonlTransport,
-                                         SmtpTransport, mail_domain, mail_from)
+from arrears.channels import registry as channel_registry
+from arrears.delivery.transports import mail_domain
 from arrears.policy import load_policy
 from arrears.settings import Settings, get_connection, get_variable, parse_window
 
@@ -24,9 +24,7 @@ POOL = "arrears_smtp"   # limits concurrent SMTP connections across DAGs (see de
 
 def transports(settings: Settings) -> dict:
     """Connections when configured, else the embedded defaults (files under the outbox)."""
-    smtp, sms = get_connection("arrears_smtp"), get_connection("arrears_sms")
-    return {"email": SmtpTransport(smtp) if smtp else EmlFileTransport(settings.outbox, mail_from(None)),
-            "sms": SmsGatewayTransport(sms) if sms else SmsJsonlTransport(settings.outbox)}
+    return channel_registry.transports(settings.outbox, get_connection)
 
 
 def _attempt(context) -> Attempt:

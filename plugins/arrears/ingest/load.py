@@ -107,8 +107,7 @@ class _Loader:
                    stream=True) as batch:
             for _, row, record in self.rows("accounts.csv", v.account_row):
                 ids.add(record["account_id"])
-                if (row.get("email") or "").strip() and not record["email"] or \
-                        (row.get("mobile") or "").strip() and not record["mobile"]:
+                if any((row.get(c) or "").strip() and not record[c] for c in _ADDRESS_COLUMNS):
                     self.result.contact_gaps += 1
                 batch.add((d, *values(record)))
         return ids
@@ -164,7 +163,8 @@ class _Loader:
 
 
 _ACCOUNT_COLUMNS = ("account_id", "holder_name", "customer_class", "service_address", "email",
-                    "mobile", "language", "protections", "opt_out")
+                    "mobile", "language", "protections", "opt_out", "wechat_openid", "app_user_id")
+_ADDRESS_COLUMNS = ("email", "mobile", "wechat_openid", "app_user_id")  # invalid: a contact gap
 _BILL_COLUMNS = ("bill_id", "account_id", "bill_period", "amount_fen", "due_date")
 _PAYMENT_COLUMNS = ("payment_id", "account_id", "bill_id", "amount_fen", "paid_at", "paid_on")
 _EVENT_COLUMNS = ("event_id", "account_id", "event_type", "effective_date", "amount_fen",

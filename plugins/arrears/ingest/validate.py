@@ -8,8 +8,8 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from arrears.model import (CALL_OUTCOMES, CUSTOMER_CLASSES, EVENT_TYPES, LANGUAGES, PROTECTIONS,
-                           SERVED_NOTICES)
+from arrears.model import (CALL_OUTCOMES, CHANNELS, CUSTOMER_CLASSES, EVENT_TYPES, LANGUAGES,
+                           PROTECTIONS, SERVED_NOTICES)
 from arrears.money import AmountError, parse_fen
 
 
@@ -29,6 +29,7 @@ KEY_COLUMN = {"accounts.csv": "account_id", "open_items.csv": "bill_id",
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _CN_MOBILE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_CHANNEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # WeChat openids (28 chars), app user ids
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _SPACES = re.compile(r"[\s-]")
 
@@ -98,6 +99,12 @@ def clean_mobile(text: str) -> str:
     return text if _E164.match(text) else ""
 
 
+def clean_channel_id(text: str) -> str:
+    """A WeChat openid or app user id ([A-Za-z0-9_-], 1-64 characters), or '' (a contact gap)."""
+    text = (text or "").strip()
+    return text if _CHANNEL_ID.match(text) else ""
+
+
 def account_row(row: dict) -> dict:
     return {
         "account_id": required(row, "account_id"),
@@ -108,7 +115,9 @@ def account_row(row: dict) -> dict:
         "mobile": clean_mobile(row.get("mobile", "")),
         "language": enum(row, "language", LANGUAGES, default="zh-CN"),
         "protections": enum_list(row, "protections", PROTECTIONS),
-        "opt_out": enum_list(row, "opt_out", ("email", "sms")),
+        "opt_out": enum_list(row, "opt_out", CHANNELS),
+        "wechat_openid": clean_channel_id(row.get("wechat_openid", "")),
+        "app_user_id": clean_channel_id(row.get("app_user_id", "")),
     }
 
 

@@ -7,8 +7,13 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
+from arrears.channels.base import ChannelRule
+from arrears.model import STAGES
 from arrears.money import parse_fen
 from arrears.paths import POLICY_DIR
+
+# Today's behaviour (CONTRACT §7): one message by email and one by SMS, for every stage.
+DEFAULT_SLOTS = (("email",), ("sms",))
 
 
 class PolicyError(ValueError):
@@ -41,6 +46,49 @@ class Policy:
     # Local calendar overrides for disconnection dates (ISO dates), where the library lacks them.
     extra_holidays: tuple[str, ...] = ()
     extra_workdays: tuple[str, ...] = ()
+    # [channels]: per stage, the day's messages as slots, each its channels in order of
+    # preference ("wechat|sms"); and the registry's plain data about every channel.
+    channel_slots: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = ()
+    channel_rules: tuple[ChannelRule, ...] = ()
+
+    def slots_for(self, stage: str) -> tuple[tuple[str, ...], ...]:
+        return dict(self.channel_slots).get(stage, DEFAULT_SLOTS)
+
+    def rule(self, channel: str) -> ChannelRule:
+        return next(r for r in self.channel_rules if r.name == channel)
+
+
+def _channel_slots(raw: dict, rules: tuple[ChannelRule, ...]) -> tuple:
+    """``[channels] <stage> = ["wechat|sms", "email"]`` (``default`` for every stage not named)."""
+    known = {r.name for r in rules}
+    section = raw.get("channels", {})
+    if not isinstance(section, dict):
+        raise PolicyError("[channels] must be a table of stage = [\"slot\", ...]")
+    out = []
+    for stage in STAGES:
+        value = section.get(stage, section.get("default"))
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise PolicyError(f"[channels] {stage} must be a list of slots like \"wechat|sms\"")
+        slots, seen = [], set()
+        for text in value:
+            slot = tuple(c.strip() for c in text.split("|") if c.strip())
+            bad = [c for c in slot if c not in known]
+            if not slot or bad:
+                raise PolicyError(f"[channels] {stage}: slot {text!r} names "
+                                  f"{', '.join(map(repr, bad)) or 'no channel'}; the channels "
+                                  f"are {', '.join(sorted(known))}")
+            if seen & set(slot):
+                raise PolicyError(f"[channels] {stage}: channel(s) {sorted(seen & set(slot))} in "
+                                  f"two slots: one message per channel per day")
+            seen |= set(slot)
+            slots.append(slot)
+        out.append((stage, tuple(slots)))
+    unknown = set(section) - {*STAGES, "default"}
+    if unknown:
+        raise PolicyError(f"[channels] has {sorted(unknown)}: use the stages {STAGES} or default")
+    return tuple(out)
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -51,6 +99,8 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def policy_from_dict(raw: dict) -> Policy:
+    from arrears.channels.registry import rules as channel_rules
+    rules = channel_rules()
     try:
         s, t, f, c = raw["stages"], raw["threshold"], raw["late_fee"], raw["contact"]
         cr, ll, d = raw["credit_report"], raw["lawyer_letter"], raw["disconnection"]
@@ -78,6 +128,8 @@ def policy_from_dict(raw: dict) -> Policy:
             disconnection_daily_cap=int(d["daily_cap"]),
             extra_holidays=tuple(str(x) for x in d.get("extra_holidays", ())),
             extra_workdays=tuple(str(x) for x in d.get("extra_workdays", ())),
+            channel_slots=_channel_slots(raw, rules),
+            channel_rules=rules,
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PolicyError(f"policy is malformed: {exc!r}") from exc

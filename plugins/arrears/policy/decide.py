@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
-from arrears.model import ACTIONS, CHANNELS, HOLDS, Account, CaseEvent, Decision, History, OpenBill
+from arrears.model import ACTIONS, HOLDS, Account, CaseEvent, Decision, History, OpenBill
 from arrears.policy.config import Policy
 from arrears.policy.holds import STOPS_CONTACT, STOPS_DISCONNECTION, STOPS_ESCALATION, STOPS_MESSAGES, active_holds
 from arrears.policy.late_fee import account_late_fee
@@ -23,32 +23,38 @@ def _stage_entered_on(stage: str, history: History, cycle_date: date) -> date:
     return cycle_date
 
 
-def _channel_address(account: Account, channel: str) -> str:
-    return account.email if channel == "email" else account.mobile
-
-
 def plan_channels(account: Account, holds: set[str], history: History, stage_entered_on: date,
-                  cycle_date: date, policy: Policy, reasons: list[str]) -> list[str]:
-    """The channels a message may go out on today under the contact limits of CONTRACT §2."""
+                  cycle_date: date, policy: Policy, reasons: list[str],
+                  stage: str | None = None) -> list[str]:
+    """The channels a message may go out on today under the contact limits of CONTRACT §2: per
+    slot of the stage (CONTRACT §7), its first channel the account can be reached on; a later
+    channel of a slot only when every earlier one is unavailable (opted out, no address)."""
     if holds & STOPS_MESSAGES:
         reasons.append("no_messages:" + "+".join(sorted(holds & STOPS_MESSAGES)))
         return []
     cap_start = cycle_date - timedelta(days=policy.contact_cap_days - 1)
-    sent_in_cap = sum(1 for day, _ in history.messages if cap_start <= day < cycle_date)
+    counted = {r.name for r in policy.channel_rules if r.counts}
+    sent_in_cap = sum(1 for day, ch in history.messages
+                      if cap_start <= day < cycle_date and ch in counted)
     channels: list[str] = []
-    for channel in CHANNELS:
-        if channel in account.opt_out:
-            reasons.append(f"{channel}:opted_out")
-            continue
-        if not _channel_address(account, channel):
-            reasons.append(f"{channel}:contact_gap")
+    for slot in policy.slots_for(stage or history.previous_stage or "reminder"):
+        channel = None
+        for candidate in slot:
+            if candidate in account.opt_out:
+                reasons.append(f"{candidate}:opted_out")
+            elif not account.address(policy.rule(candidate).address_field):
+                reasons.append(f"{candidate}:contact_gap")
+            else:
+                channel = candidate
+                break
+        if channel is None:
             continue
         last = max((d for d, ch in history.messages
                     if ch == channel and stage_entered_on <= d < cycle_date), default=None)
         if last is not None and (cycle_date - last).days < policy.contact_repeat_days:
             reasons.append(f"{channel}:repeat_wait_until_{last + timedelta(days=policy.contact_repeat_days)}")
             continue
-        if sent_in_cap + len(channels) >= policy.contact_max_messages:
+        if channel in counted and sent_in_cap + sum(c in counted for c in channels) >= policy.contact_max_messages:
             reasons.append(f"{channel}:cap_{policy.contact_max_messages}_in_{policy.contact_cap_days}_days")
             continue
         channels.append(channel)
@@ -81,14 +87,15 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
         reasons.append("no_action:nothing_overdue" if stage == "current" else "no_action:below_threshold")
         # No collection action; but a customer whose disconnection notice was cancelled is told.
         if history.cancelled_notice is not None:
-            channels = plan_channels(account, holds, history, entered, cycle_date, policy, reasons)
+            channels = plan_channels(account, holds, history, entered, cycle_date, policy, reasons,
+                                     stage)
             if channels:
                 kinds.append("disconnection_cancelled")
                 actions.update(channels)
                 reasons.append(f"disconnection_cancelled:notice_{history.cancelled_notice.notice_id}")
         return finish()
 
-    channels = plan_channels(account, holds, history, entered, cycle_date, policy, reasons)
+    channels = plan_channels(account, holds, history, entered, cycle_date, policy, reasons, stage)
     escalating = stage == "escalation" and not holds & STOPS_ESCALATION
     if stage == "escalation" and not escalating:
         reasons.append("escalation_stopped:" + "+".join(sorted(holds & STOPS_ESCALATION)))

@@ -53,10 +53,7 @@ def active_holds(account: Account, events: Iterable[CaseEvent], outstanding_fen:
     if (account.protections & {"low_income", "five_guarantee"}
             and cycle_date.month in policy.winter_months):
         holds.add("protected_winter")
-    if "email" in account.opt_out:
-        holds.add("opt_out_email")
-    if "sms" in account.opt_out:
-        holds.add("opt_out_sms")
+    holds.update(f"opt_out_{channel}" for channel in account.opt_out)
     if outstanding_fen < policy.min_outstanding_fen:
         holds.add("below_threshold")
     return holds
