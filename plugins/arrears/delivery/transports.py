@@ -1,5 +1,6 @@
 """Where messages go: SMTP (connection ``arrears_smtp``, via ``emails``) or ``.eml`` files, and
-an HTTP SMS gateway (connection ``arrears_sms``) or ``sms.jsonl`` (CONTRACT §4).
+HTTP gateways (``arrears_sms``, ``arrears_wechat``, ...) or a ``.jsonl`` file per channel
+(CONTRACT §4, §7). The channel folders under arrears/channels/ choose and configure these.
 
 Each transport opens one session per chunk of messages (one SMTP connection reused for the chunk)
 and sends one message at a time, answering what the far end said or raising one of:
@@ -178,41 +179,52 @@ class EmlFileTransport:
         return f"file {path.name}"
 
 
-# --- SMS over HTTP --------------------------------------------------------------------------
+# --- HTTP gateways (SMS, WeChat, push, voice) ----------------------------------------------
 
-def sms_gateway_url(conn) -> str:
+def gateway_url(conn) -> str:
     """``extra.url`` if given, else the connection URI's parts: ``http(s)://host:port/path``
     (Airflow keeps the URI's path in ``schema``)."""
     extra = _extra(conn)
     if extra.get("url"):
         return str(extra["url"])
     if not conn.host:
-        raise DeliveryError("connection arrears_sms has no host or extra.url: set one, or delete "
-                            "the connection to write sms.jsonl instead")
+        raise DeliveryError(f"connection {conn.conn_id} has no host or extra.url: set one, or "
+                            f"delete the connection to write the channel's file instead")
     scheme = "https" if (conn.conn_type or "").lower() == "https" else "http"
     port = f":{conn.port}" if conn.port else ""
     return f"{scheme}://{conn.host}{port}/{(conn.schema or '').lstrip('/')}"
 
 
-class SmsGatewayTransport:
-    """One JSON POST per message: ``{"to", "text", "client_ref"}`` with an ``Idempotency-Key``
-    header (the outbox key); the gateway answers 2xx with its receipt, and answers a repeated key
-    with the first receipt without sending again. The password, if any, is a bearer token.
-    4xx (but 408/429) is permanent; 5xx, 408, 429 and timeouts are retried."""
-    name = "sms_gateway"
+sms_gateway_url = gateway_url
 
-    def __init__(self, conn):
-        self.url = sms_gateway_url(conn)
+
+def http_status_failure(code: int, answer: str) -> DeliveryError:
+    """4xx (but 408/429) is permanent; 5xx, 408 and 429 are retried."""
+    if 400 <= code < 500 and code not in (408, 429):
+        return PermanentFailure(answer)
+    return TransientFailure(answer)
+
+
+class HttpJsonTransport:
+    """One JSON POST per message (``body(msg)``) with an ``Idempotency-Key`` header (the outbox
+    key); the gateway answers 2xx with its receipt, and answers a repeated key with the first
+    receipt without sending again. The password, if any, is a bearer token. ``check(answer)``
+    may raise on a 2xx whose body reports an error (WeChat answers errors with 200)."""
+    name = "http_gateway"
+
+    def __init__(self, conn, body, check=None, label: str = "gateway"):
+        self.url = gateway_url(conn)
         self.token = conn.password or ""
-        self.timeout = int(_extra(conn).get("timeout", 15))
+        self.extra = _extra(conn)
+        self.timeout = int(self.extra.get("timeout", 15))
+        self._body, self._check, self.label = body, check, label
 
     @contextmanager
     def session(self, cycle_date: str):
         yield self._send
 
     def _send(self, msg: OutboxMessage) -> str:
-        body = json.dumps({"to": msg.address, "text": msg.body_text.strip(),
-                           "client_ref": msg.message_id}, ensure_ascii=False).encode()
+        body = json.dumps(self._body(msg), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "Idempotency-Key": msg.idem_key}
         if self.token:
@@ -220,23 +232,32 @@ class SmsGatewayTransport:
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                return f"{reply.status} {reply.read(1000).decode(errors='replace')}"
+                answer = f"{reply.status} {reply.read(1000).decode(errors='replace')}"
         except urllib.error.HTTPError as exc:
-            answer = f"{exc.code} {exc.read(500).decode(errors='replace')}"
-            if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                raise PermanentFailure(answer) from None
-            raise TransientFailure(answer) from None
+            raise http_status_failure(exc.code, f"{exc.code} {exc.read(500).decode(errors='replace')}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise Outage(f"SMS gateway {self.url} unreachable: {exc!r}") from None
+            raise Outage(f"{self.label} {self.url} unreachable: {exc!r}") from None
+        if self._check is not None:
+            self._check(answer)
+        return answer
 
 
-class SmsJsonlTransport:
-    """The embedded default: one JSON line per message in ``<outbox>/<D>/sms.jsonl``. A key
+class SmsGatewayTransport(HttpJsonTransport):
+    """``arrears_sms``: ``{"to", "text", "client_ref"}`` per message."""
+    name = "sms_gateway"
+
+    def __init__(self, conn):
+        super().__init__(conn, lambda msg: {"to": msg.address, "text": msg.body_text.strip(),
+                                            "client_ref": msg.message_id}, label="SMS gateway")
+
+
+class JsonlTransport:
+    """An embedded default: one JSON line per message in ``<outbox>/<D>/<file_name>``. A key
     already in the file (a crash after the append) is not appended again."""
-    name = "sms_jsonl"
+    name = "jsonl"
 
-    def __init__(self, outbox: Path):
-        self.outbox = outbox
+    def __init__(self, outbox: Path, file_name: str, line):
+        self.outbox, self.file_name, self._line = outbox, file_name, line
         self._present: dict[Path, set[str]] = {}   # read once per file and dispatch, not per chunk
 
     def _keys_in(self, path: Path) -> set[str]:
@@ -251,17 +272,17 @@ class SmsJsonlTransport:
 
     @contextmanager
     def session(self, cycle_date: str):
-        path = cycle_folder(self.outbox, date.fromisoformat(cycle_date)) / "sms.jsonl"
+        path = cycle_folder(self.outbox, date.fromisoformat(cycle_date)) / self.file_name
         path.parent.mkdir(parents=True, exist_ok=True)
         present = self._keys_in(path)
         torn = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
         with path.open("ab") as fh:
             def send(msg: OutboxMessage) -> str:
                 if msg.idem_key in present:
-                    return "already in sms.jsonl"
+                    return f"already in {self.file_name}"
                 line = json.dumps({"idempotency_key": msg.idem_key, "message_id": msg.message_id,
-                                   "account_id": msg.account_id, "to": msg.address,
-                                   "text": msg.body_text.strip()}, ensure_ascii=False)
+                                   "account_id": msg.account_id, **self._line(msg)},
+                                  ensure_ascii=False)
                 nonlocal torn
                 if torn:
                     line, torn = "\n" + line, False  # end a torn line so this one parses
@@ -269,8 +290,17 @@ class SmsJsonlTransport:
                 fh.flush()
                 os.fsync(fh.fileno())
                 present.add(msg.idem_key)
-                return "appended to sms.jsonl"
+                return f"appended to {self.file_name}"
             yield send
+
+
+class SmsJsonlTransport(JsonlTransport):
+    """``<outbox>/<D>/sms.jsonl``."""
+    name = "sms_jsonl"
+
+    def __init__(self, outbox: Path):
+        super().__init__(outbox, "sms.jsonl",
+                         lambda msg: {"to": msg.address, "text": msg.body_text.strip()})
 
 
 def _ends_with_newline(path: Path) -> bool:
