@@ -22,14 +22,17 @@ from arrears.db import sql
 from arrears.model import HOLDS
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
+from arrears.batches.plans import plan_statuses
+from arrears.policy import Policy, load_policy
 from arrears.policy.holds import STOPS_CONTACT
+from arrears.policy.plans import PlanStatus
 
 CALL_COLUMNS = ("account_id", "holder_name", "mobile", "language", "stage", "dpd", "outstanding",
-                "late_fee", "oldest_due_date", "script_hints")
+                "late_fee", "oldest_due_date", "script_hints", "plan_status")
 OPT_OUT_HOLDS = tuple(h for h in HOLDS if h.startswith("opt_out_"))  # one per channel
 VULNERABLE = frozenset({"low_income", "five_guarantee"})  # CONTRACT §1 protections
 VISIT_COLUMNS = ("account_id", "holder_name", "service_address", "mobile", "language", "dpd",
-                 "outstanding", "late_fee", "oldest_due_date", "visit_hints")
+                 "outstanding", "late_fee", "oldest_due_date", "visit_hints", "plan_status")
 
 
 @lru_cache(maxsize=1)
@@ -68,7 +71,7 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
                      for c in codes)
 
 
-def _rows(engine: Engine, cycle_date: date, action: str):
+def _rows(engine: Engine, cycle_date: date, action: str, plans: dict[str, PlanStatus]):
     with engine.connect() as conn:
         rows = conn.execute(sql("batches/agent_list.sql", conn.dialect.name),
                             {"d": cycle_date, "action": f"%{action}%"}).all()
@@ -83,7 +86,7 @@ def _rows(engine: Engine, cycle_date: date, action: str):
         yield dict(account_id=aid, holder_name=holder, mobile=mobile, service_address=address,
                    language=language, stage=stage, dpd=dpd, outstanding=format_fen(outstanding),
                    late_fee=format_fen(fee), oldest_due_date=oldest.isoformat() if oldest else "",
-                   hints=hint)
+                   hints=hint, plan_status=plans[aid].describe() if aid in plans else "")
 
 
 @dataclass
@@ -92,11 +95,14 @@ class AgentLists:
     visits: int
 
 
-def write_agent_lists(engine: Engine, day_folder, cycle_date: date) -> AgentLists:
+def write_agent_lists(engine: Engine, day_folder, cycle_date: date,
+                      policy: Policy | None = None) -> AgentLists:
+    with engine.connect() as conn:
+        plans = plan_statuses(conn, cycle_date, policy or load_policy())
     calls = [[r[c] if c != "script_hints" else r["hints"] for c in CALL_COLUMNS]
-             for r in _rows(engine, cycle_date, "call_list")]
+             for r in _rows(engine, cycle_date, "call_list", plans)]
     visits = [[r[c] if c != "visit_hints" else r["hints"] for c in VISIT_COLUMNS]
-              for r in _rows(engine, cycle_date, "field_visit")]
+              for r in _rows(engine, cycle_date, "field_visit", plans)]
     day_folder.mkdir(parents=True, exist_ok=True)
     write_file(day_folder / "call_list.csv", csv_bytes(CALL_COLUMNS, calls))
     write_file(day_folder / "field_visits.csv", csv_bytes(VISIT_COLUMNS, visits))

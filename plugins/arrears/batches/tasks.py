@@ -36,7 +36,9 @@ def credit_report(context) -> dict:
 
 def agent_lists(context) -> dict:
     run, folder = _where(context)
-    result = lists.write_agent_lists(orchestration.engine(), folder, run.cycle_date)
+    from arrears.policy import load_policy
+    policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
+    result = lists.write_agent_lists(orchestration.engine(), folder, run.cycle_date, policy)
     summary = {"call_list": result.calls, "field_visits": result.visits, "folder": str(folder),
                "replay": run.replay}
     log.info("agent lists: %s", summary)

@@ -14,6 +14,7 @@ from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.db.bulk import Batch
 from arrears.db.sqlfiles import spelled
+from arrears.ingest.validate import parse_instalments
 from arrears.model import CHANNELS, Account, CaseEvent, Decision, History, Notice, OpenBill
 from arrears.policy import decide
 from arrears.policy.business_days import BusinessCalendar
@@ -109,6 +110,7 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
     history = AccountStream(stream.execute(sql("cycle/history.sql", dialect), {**d, "recent": recent}))
     notices = AccountStream(stream.execute(sql("cycle/pending_notices.sql", dialect), d))
     replies = AccountStream(stream.execute(sql("cycle/reply_opt_outs.sql", dialect), d))
+    plan_payments = AccountStream(stream.execute(sql("cycle/plan_payments.sql", dialect), d))
 
     dates: dict[date, date] = {}  # one calendar look-up per serving date, not per account
 
@@ -124,10 +126,12 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         account = Account(*row[:7], protections=split_list(row[7]), opt_out=opt_out,
                           wechat_openid=row[9], app_user_id=row[10])
         open_bills = [OpenBill(b[1], b[2], as_date(b[3]), b[4]) for b in bills.take(aid)]
-        case = [CaseEvent(e[1], e[2], as_date(e[3]), e[4], as_date(e[5])) for e in events.take(aid)]
+        case = [CaseEvent(e[1], e[2], as_date(e[3]), e[4], as_date(e[5]), e[6],
+                          parse_instalments(e[7])) for e in events.take(aid)]
+        paid = [(as_date(p[1]), p[2]) for p in plan_payments.take(aid)]
         yield decide(account, open_bills, case, _history(history.take(aid), notices.take(aid),
                                                           cycle_date, policy),
-                     cycle_date, policy, earliest)
+                     cycle_date, policy, earliest, paid)
 
 
 @dataclass

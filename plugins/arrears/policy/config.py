@@ -43,6 +43,7 @@ class Policy:
     disconnection_notice_days: int
     winter_months: frozenset[int]
     disconnection_daily_cap: int
+    plan_grace_days: int = 5        # an instalment unpaid this long after its due date breaks the plan
     # Local calendar overrides for disconnection dates (ISO dates), where the library lacks them.
     extra_holidays: tuple[str, ...] = ()
     extra_workdays: tuple[str, ...] = ()
@@ -126,6 +127,7 @@ def policy_from_dict(raw: dict) -> Policy:
             disconnection_notice_days=int(d["notice_days"]),
             winter_months=frozenset(int(m) for m in d["winter_months"]),
             disconnection_daily_cap=int(d["daily_cap"]),
+            plan_grace_days=int(raw.get("payment_plan", {}).get("grace_days", 5)),
             extra_holidays=tuple(str(x) for x in d.get("extra_holidays", ())),
             extra_workdays=tuple(str(x) for x in d.get("extra_workdays", ())),
             channel_slots=_channel_slots(raw, rules),

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from arrears.model import ACTIONS, HOLDS, Account, CaseEvent, Decision, History, OpenBill
 from arrears.policy.config import Policy
+from arrears.policy.plans import plan_of
 from arrears.policy.holds import STOPS_CONTACT, STOPS_DISCONNECTION, STOPS_ESCALATION, STOPS_MESSAGES, active_holds
 from arrears.policy.late_fee import account_late_fee
 from arrears.policy.stages import days_past_due, stage_for
@@ -64,14 +65,18 @@ def plan_channels(account: Account, holds: set[str], history: History, stage_ent
 
 def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEvent],
            history: History, cycle_date: date, policy: Policy,
-           earliest_disconnection: EarliestDisconnection) -> Decision:
+           earliest_disconnection: EarliestDisconnection,
+           payments: Sequence[tuple[date, int]] = ()) -> Decision:
     outstanding = sum(b.open_fen for b in bills if b.open_fen > 0)
     dpd = days_past_due(bills, cycle_date)
     stage = stage_for(dpd, policy)
     entered = _stage_entered_on(stage, history, cycle_date)
     late_fee, bill_fees = account_late_fee(bills, account.customer_class, cycle_date, policy)
-    holds = active_holds(account, events, outstanding, cycle_date, policy)
+    holds = active_holds(account, events, outstanding, cycle_date, policy, payments)
     reasons = [f"stage:{stage}:dpd_{dpd}"]
+    plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
+    if plan is not None and plan.missed is not None:
+        reasons.append(plan.reason)
     actions: set[str] = set()
     kinds: list[str] = []
 

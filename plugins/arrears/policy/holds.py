@@ -1,11 +1,12 @@
 """Holds in force on the cycle date, from case events, protections, opt-outs and the balance."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from arrears.model import Account, CaseEvent
 from arrears.policy.config import Policy
+from arrears.policy.plans import plan_of
 
 # Holds that stop escalation (credit pre-notice and report, lawyer letter, disconnection).
 STOPS_ESCALATION = frozenset({"disputed", "promise_to_pay", "payment_plan", "deceased"})
@@ -46,8 +47,14 @@ def _case_holds(events: Iterable[CaseEvent], cycle_date: date) -> set[str]:
 
 
 def active_holds(account: Account, events: Iterable[CaseEvent], outstanding_fen: int,
-                 cycle_date: date, policy: Policy) -> set[str]:
+                 cycle_date: date, policy: Policy,
+                 payments: Sequence[tuple[date, int]] = ()) -> set[str]:
+    """``payments``: (paid_on, fen) known as of D, which an instalment plan is matched with."""
+    events = list(events)
     holds = _case_holds(events, cycle_date)
+    plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
+    if plan is not None and plan.state == "broken":
+        holds.discard("payment_plan")  # a missed instalment ends the plan (CONTRACT §8)
     if "medical_device" in account.protections:
         holds.add("protected_medical")
     if (account.protections & {"low_income", "five_guarantee"}
