@@ -29,6 +29,8 @@ CALL_OUTCOMES = ("reached", "no_answer", "wrong_number", "refused")
 PROTECTIONS = ("medical_device", "low_income", "five_guarantee")
 CUSTOMER_CLASSES = ("residential", "non_residential")
 LANGUAGES = ("zh-CN", "en")
+# Customer segments (CONTRACT §6), in the order of precedence of their rules.
+SEGMENTS = ("disputing", "hardship", "wilful", "forgetful", "new")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,22 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Payment:
+    """A payment as the record knows it, for the segment rules."""
+    paid_on: date
+    still_overdue: bool = False  # the account still had overdue bills after it: a part payment
+
+
+@dataclass(frozen=True)
+class SegmentFacts:
+    """What the account did in the segment rules' windows (CONTRACT §6), as of D."""
+    payments: tuple[Payment, ...] = ()
+    reminders: tuple[date, ...] = ()          # days a reminder was delivered
+    notices_served: tuple[date, ...] = ()     # days a notice was served (delivered)
+    broken_promises: tuple[date, ...] = ()    # until_date of each promise found unkept
+
+
+@dataclass(frozen=True)
 class History:
     """What earlier, non-replay cycles (strictly before D) decided for the account."""
     previous_stage: str | None = None
@@ -90,6 +108,7 @@ class History:
     pending_notice: Notice | None = None
     cancelled_notice: Notice | None = None       # cancelled before D, customer not yet told
     order_released_on: date | None = None        # latest work order released (on or before D)
+    segment_facts: SegmentFacts = SegmentFacts()
 
 
 @dataclass(frozen=True)
@@ -107,3 +126,5 @@ class Decision:
     reasons: tuple[str, ...]          # one rule code per action taken or withheld
     policy_version: str
     bill_fees: tuple[tuple[str, int, int], ...] = field(default=())  # (bill_id, days, fee fen)
+    segment: str = "new"               # CONTRACT §6; its rule is a reason code
+    late_fee_waived: bool = False      # the fee is shown as waived (policy late_fee.waive_for)

@@ -115,7 +115,8 @@ def decide(context, parts: list[dict] | None = None) -> dict:
     else:
         from arrears.cycle.tasks import merge  # it imports this module
         result = merge(parts)
-    summary = {"accounts": result.accounts, "by_stage": result.by_stage, "replay": run.replay,
+    summary = {"accounts": result.accounts, "by_stage": result.by_stage,
+               "by_segment": result.by_segment, "replay": run.replay,
                "policy_version": policy.version,
                "try_number": run.try_number}  # the audit trail names the try that decided
     log.info("decision summary: %s", summary)

@@ -45,15 +45,16 @@ def decision_entries(conn: Connection, run: CycleRun, decide_try: int = 0) -> It
                                               "late_fee_fen": fee})
     rows = conn.execute(text(
         "SELECT account_id, stage, stage_entered_on, dpd, outstanding_fen, late_fee_fen, actions,"
-        " holds, message_kinds, reasons, policy_version, replay, run_id FROM decisions"
-        " WHERE cycle_date = :d"), {"d": run.cycle_date}).all()
+        " holds, message_kinds, reasons, policy_version, replay, run_id, segment, late_fee_waived"
+        " FROM decisions WHERE cycle_date = :d"), {"d": run.cycle_date}).all()
     for (account, stage, entered, dpd, outstanding, fee, actions, holds, kinds, reasons,
-         version, replay, run_id) in sorted(rows, key=lambda r: r[0]):
+         version, replay, run_id, segment, waived) in sorted(rows, key=lambda r: r[0]):
         payload = {
             "stage": stage, "stage_entered_on": as_date(entered).isoformat(), "dpd": dpd,
             "outstanding_fen": outstanding, "late_fee_fen": fee, "actions": _split(actions),
             "holds": _split(holds), "message_kinds": _split(kinds), "reasons": _split(reasons),
             "policy_version": version, "replay": bool(replay), "bills": bills.get(account, []),
+            "segment": segment, "late_fee_waived": bool(waived),
         }
         yield Entry(key=f"decision/{run.cycle_date}/{account}/{_digest(payload)}", kind="decision",
                     account_id=account, cycle_date=run.cycle_date, payload=payload,

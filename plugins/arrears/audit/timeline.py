@@ -33,8 +33,10 @@ def describe(entry: trail.Recorded) -> tuple[str, str]:
         acts = ", ".join(p.get("actions") or []) or "no action"
         holds = f"; holds: {', '.join(p['holds'])}" if p.get("holds") else ""
         replay = " [replay: nothing sent]" if p.get("replay") else ""
-        what = (f"{p.get('stage')} at DPD {p.get('dpd')}, outstanding {_fen(p.get('outstanding_fen'))},"
-                f" late fee {_fen(p.get('late_fee_fen'))}: {acts}{holds}{replay}")
+        segment = f" [{p['segment']}]" if p.get("segment") else ""
+        waived = " (waived)" if p.get("late_fee_waived") else ""
+        what = (f"{p.get('stage')}{segment} at DPD {p.get('dpd')}, outstanding {_fen(p.get('outstanding_fen'))},"
+                f" late fee {_fen(p.get('late_fee_fen'))}{waived}: {acts}{holds}{replay}")
         return what, f"{'; '.join(p.get('reasons') or [])} (policy {p.get('policy_version')})"
     if entry.kind == "message":
         what = (f"{p.get('channel')} message {p.get('outcome')}: template {p.get('template')}"

@@ -15,7 +15,8 @@ from arrears.db import sql
 from arrears.db.bulk import Batch
 from arrears.db.sqlfiles import spelled
 from arrears.ingest.validate import parse_instalments
-from arrears.model import CHANNELS, Account, CaseEvent, Decision, History, Notice, OpenBill
+from arrears.model import (CHANNELS, Account, CaseEvent, Decision, History, Notice, OpenBill, Payment,
+                           SegmentFacts)
 from arrears.policy import decide
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
@@ -61,7 +62,24 @@ def stage_bills(engine: Engine, cycle_date: date) -> int:
         return staged
 
 
-def _history(rows: list, pending: list, cycle_date: date, policy: Policy) -> History:
+def segment_facts(rows: list) -> SegmentFacts:
+    """The rows of include/sql/cycle/segment_history.sql of one account as SegmentFacts."""
+    payments, reminders, notices, broken = [], [], [], []
+    for _, fact, day, flag in rows:
+        day = as_date(day)
+        if fact == "payment":
+            payments.append(Payment(day, bool(flag)))
+        elif fact == "reminder":
+            reminders.append(day)
+        elif fact == "notice_served":
+            notices.append(day)
+        elif fact == "promise_broken":
+            broken.append(day)
+    return SegmentFacts(tuple(payments), tuple(reminders), tuple(sorted(set(notices))), tuple(broken))
+
+
+def _history(rows: list, pending: list, cycle_date: date, policy: Policy,
+             facts: SegmentFacts = SegmentFacts()) -> History:
     recent = cycle_date - timedelta(days=max(policy.contact_cap_days, policy.contact_repeat_days))
     messages, prenotices, letters, reports = [], [], [], []
     previous = None
@@ -90,7 +108,7 @@ def _history(rows: list, pending: list, cycle_date: date, policy: Policy) -> His
                    messages=tuple(messages), prenotices=tuple(prenotices),
                    lawyer_letters=tuple(letters), credit_reports=tuple(reports),
                    pending_notice=notice, cancelled_notice=cancelled,
-                   order_released_on=released_on)
+                   order_released_on=released_on, segment_facts=facts)
 
 
 def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
@@ -111,6 +129,9 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
     notices = AccountStream(stream.execute(sql("cycle/pending_notices.sql", dialect), d))
     replies = AccountStream(stream.execute(sql("cycle/reply_opt_outs.sql", dialect), d))
     plan_payments = AccountStream(stream.execute(sql("cycle/plan_payments.sql", dialect), d))
+    since = cycle_date - timedelta(days=policy.segments.lookback_days)
+    segments = AccountStream(stream.execute(sql("cycle/segment_history.sql", dialect),
+                                            {**d, "since": since}))
 
     dates: dict[date, date] = {}  # one calendar look-up per serving date, not per account
 
@@ -129,20 +150,21 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         case = [CaseEvent(e[1], e[2], as_date(e[3]), e[4], as_date(e[5]), e[6],
                           parse_instalments(e[7])) for e in events.take(aid)]
         paid = [(as_date(p[1]), p[2]) for p in plan_payments.take(aid)]
-        yield decide(account, open_bills, case, _history(history.take(aid), notices.take(aid),
-                                                          cycle_date, policy),
-                     cycle_date, policy, earliest, paid)
+        past = _history(history.take(aid), notices.take(aid), cycle_date, policy,
+                        segment_facts(segments.take(aid)))
+        yield decide(account, open_bills, case, past, cycle_date, policy, earliest, paid)
 
 
 @dataclass
 class DecideResult:
     accounts: int = 0
     by_stage: dict[str, int] = field(default_factory=dict)
+    by_segment: dict[str, int] = field(default_factory=dict)
 
 
 _DECISION_COLUMNS = ("cycle_date", "account_id", "stage", "stage_entered_on", "dpd",
                      "outstanding_fen", "late_fee_fen", "actions", "holds", "message_kinds",
-                     "reasons", "policy_version", "replay", "run_id")
+                     "reasons", "policy_version", "replay", "run_id", "segment", "late_fee_waived")
 _BILL_COLUMNS = ("cycle_date", "account_id", "bill_id", "days_overdue", "late_fee_fen")
 _IN_PART = ("cycle_date = :d AND account_id >= :lo COLLATE BINARY"
             " AND (CAST(:hi AS TEXT) IS NULL OR account_id < :hi COLLATE BINARY)")
@@ -183,6 +205,7 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
         for decision in iter_decisions(reader, d, policy, calendar, part):
             result.accounts += 1
             result.by_stage[decision.stage] = result.by_stage.get(decision.stage, 0) + 1
+            result.by_segment[decision.segment] = result.by_segment.get(decision.segment, 0) + 1
             rows.add(decision_tuple(decision, replay, run.run_id))
             for bill_id, days, fee in decision.bill_fees:
                 bills.add((d, decision.account_id, bill_id, days, fee))
@@ -198,5 +221,5 @@ def decision_tuple(decision: Decision, replay: int, run_id: str) -> tuple:
             decision.dpd, decision.outstanding_fen, decision.late_fee_fen,
             ";".join(decision.actions), ";".join(decision.holds),
             ";".join(decision.message_kinds), ";".join(decision.reasons),
-            decision.policy_version, replay, run_id)
+            decision.policy_version, replay, run_id, decision.segment, int(decision.late_fee_waived))
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from arrears.model import ACTIONS, HOLDS, STAGES
+from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
 
-DECISION_COLUMNS = ("account_id", "stage", "dpd", "outstanding", "late_fee", "actions", "holds")
+# The contract's columns, then the further ones (CONTRACT §3): segment first (§6).
+DECISION_COLUMNS = ("account_id", "stage", "dpd", "outstanding", "late_fee", "actions", "holds",
+                    "segment")
 
 
 def write_atomic(path: Path, data: bytes) -> Path:
@@ -51,26 +53,28 @@ def cycle_folder(outbox: Path, cycle_date: date) -> Path:
 def write_decisions_csv(engine: Engine, outbox: Path, cycle_date: date) -> Path:
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "SELECT account_id, stage, dpd, outstanding_fen, late_fee_fen, actions, holds"
+            "SELECT account_id, stage, dpd, outstanding_fen, late_fee_fen, actions, holds, segment"
             " FROM decisions WHERE cycle_date = :d"), {"d": cycle_date}).all()
     rows.sort(key=lambda r: r[0])  # byte order, whatever the database's collation
-    body = csv_bytes(DECISION_COLUMNS, ((a, s, dpd, format_fen(o), format_fen(f), acts, holds)
-                                        for a, s, dpd, o, f, acts, holds in rows))
+    body = csv_bytes(DECISION_COLUMNS, ((a, s, dpd, format_fen(o), format_fen(f), acts, holds, seg)
+                                        for a, s, dpd, o, f, acts, holds, seg in rows))
     return write_atomic(cycle_folder(outbox, cycle_date) / "decisions.csv", body)
 
 
 def decision_counts(engine: Engine, cycle_date: date) -> dict:
-    """Counts and amounts by stage, action and hold for D's decisions."""
+    """Counts and amounts by stage, action, hold and segment for D's decisions."""
     by_stage = {s: 0 for s in STAGES}
     amount_by_stage = {s: 0 for s in STAGES}
     by_action = {a: 0 for a in ACTIONS}
     by_hold = {h: 0 for h in HOLDS}
+    by_segment = {s: 0 for s in SEGMENTS}
     replay = False
     with engine.connect() as conn:
-        for stage, outstanding, actions, holds, is_replay in conn.execute(text(
-                "SELECT stage, outstanding_fen, actions, holds, replay FROM decisions"
+        for stage, outstanding, actions, holds, is_replay, segment in conn.execute(text(
+                "SELECT stage, outstanding_fen, actions, holds, replay, segment FROM decisions"
                 " WHERE cycle_date = :d"), {"d": cycle_date}):
             by_stage[stage] += 1
+            by_segment[segment] = by_segment.get(segment, 0) + 1
             amount_by_stage[stage] += outstanding
             replay = replay or bool(is_replay)
             for a in filter(None, actions.split(";")):
@@ -86,6 +90,7 @@ def decision_counts(engine: Engine, cycle_date: date) -> dict:
         "outstanding_by_stage": {s: format_fen(v) for s, v in amount_by_stage.items()},
         "by_action": by_action,
         "by_hold": by_hold,
+        "by_segment": by_segment,
         "replay": replay,
     }
 

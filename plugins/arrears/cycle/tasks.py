@@ -34,7 +34,7 @@ def decide_part(context, part: dict) -> dict:
         orchestration.engine(), run, policy, BusinessCalendar.for_policy(policy),
         decide_step.AccountRange(part["lo"], part["hi"]), replay=part["replay"])
     log.info("decided %d accounts in [%r, %r)", result.accounts, part["lo"], part["hi"])
-    return {"accounts": result.accounts, "by_stage": result.by_stage}
+    return {"accounts": result.accounts, "by_stage": result.by_stage, "by_segment": result.by_segment}
 
 
 def merge(results) -> decide_step.DecideResult:
@@ -44,4 +44,6 @@ def merge(results) -> decide_step.DecideResult:
         total.accounts += result["accounts"]
         for stage, n in result["by_stage"].items():
             total.by_stage[stage] = total.by_stage.get(stage, 0) + n
+        for segment, n in result.get("by_segment", {}).items():
+            total.by_segment[segment] = total.by_segment.get(segment, 0) + n
     return total

@@ -8,9 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from arrears.channels.base import ChannelRule
-from arrears.model import STAGES
+from arrears.model import PROTECTIONS, SEGMENTS, STAGES
 from arrears.money import parse_fen
 from arrears.paths import POLICY_DIR
+from arrears.policy.segments import SegmentRules, rules_from_dict
 
 # Today's behaviour (CONTRACT §7): one message by email and one by SMS, for every stage.
 DEFAULT_SLOTS = (("email",), ("sms",))
@@ -51,6 +52,9 @@ class Policy:
     # preference ("wechat|sms"); and the registry's plain data about every channel.
     channel_slots: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = ()
     channel_rules: tuple[ChannelRule, ...] = ()
+    segments: SegmentRules = SegmentRules()                 # CONTRACT §6 rules and timing
+    # Protections and/or segments whose late fee is shown as waived (relief schemes).
+    late_fee_waive_for: frozenset[str] = frozenset()
 
     def slots_for(self, stage: str) -> tuple[tuple[str, ...], ...]:
         return dict(self.channel_slots).get(stage, DEFAULT_SLOTS)
@@ -132,11 +136,16 @@ def policy_from_dict(raw: dict) -> Policy:
             extra_workdays=tuple(str(x) for x in d.get("extra_workdays", ())),
             channel_slots=_channel_slots(raw, rules),
             channel_rules=rules,
+            segments=rules_from_dict(raw.get("segments", {})),
+            late_fee_waive_for=frozenset(str(x) for x in f.get("waive_for", ())),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PolicyError(f"policy is malformed: {exc!r}") from exc
     if not 0 < policy.reminder_from < policy.formal_notice_from < policy.escalation_from:
         raise PolicyError("policy stages must satisfy 0 < reminder < formal_notice < escalation")
+    if not policy.late_fee_waive_for <= set(PROTECTIONS) | set(SEGMENTS):
+        raise PolicyError(f"policy [late_fee] waive_for {sorted(policy.late_fee_waive_for)}: list "
+                          f"protections {PROTECTIONS} and/or segments {SEGMENTS}")
     return policy
 
 

@@ -1,7 +1,7 @@
 """One account's decision for cycle date D, from what was known as of D.
 
 The steps, each a rule code in ``Decision.reasons`` so an auditor can read why:
-stage from DPD -> holds -> messages (contact limits) -> escalation actions -> disconnection.
+stage from DPD -> holds -> segment (§6) -> messages (contact limits) -> escalation actions -> disconnection.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from arrears.policy.config import Policy
 from arrears.policy.plans import plan_of
 from arrears.policy.holds import STOPS_CONTACT, STOPS_DISCONNECTION, STOPS_ESCALATION, STOPS_MESSAGES, active_holds
 from arrears.policy.late_fee import account_late_fee
+from arrears.policy.segments import segment as segment_of
 from arrears.policy.stages import days_past_due, stage_for
+from arrears.policy.treatment import late_fee_waiver, lawyer_min_dpd
 
 EarliestDisconnection = Callable[[date], date]
 
@@ -66,17 +68,26 @@ def plan_channels(account: Account, holds: set[str], history: History, stage_ent
 def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEvent],
            history: History, cycle_date: date, policy: Policy,
            earliest_disconnection: EarliestDisconnection,
-           payments: Sequence[tuple[date, int]] = ()) -> Decision:
+           payments: Sequence[tuple[date, int]] = (), segment_as: str | None = None) -> Decision:
+    """``segment_as`` treats the account as that segment instead of the one its history gives
+    (what-ifs and the tests that prove a segment never loosens a limit)."""
     outstanding = sum(b.open_fen for b in bills if b.open_fen > 0)
     dpd = days_past_due(bills, cycle_date)
     stage = stage_for(dpd, policy)
     entered = _stage_entered_on(stage, history, cycle_date)
     late_fee, bill_fees = account_late_fee(bills, account.customer_class, cycle_date, policy)
     holds = active_holds(account, events, outstanding, cycle_date, policy, payments)
-    reasons = [f"stage:{stage}:dpd_{dpd}"]
+    segment, segment_reason = segment_of(account, events, history.segment_facts, dpd, cycle_date,
+                                         policy.segments)
+    if segment_as is not None:
+        segment, segment_reason = segment_as, f"segment:{segment_as}:as_requested"
+    reasons = [f"stage:{stage}:dpd_{dpd}", segment_reason]
     plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
     if plan is not None and plan.missed is not None:
         reasons.append(plan.reason)
+    waived_for = late_fee_waiver(account, segment, policy) if late_fee else None
+    if waived_for:
+        reasons.append(f"late_fee:waived:{waived_for}")
     actions: set[str] = set()
     kinds: list[str] = []
 
@@ -86,7 +97,8 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
             stage_entered_on=entered, dpd=dpd, outstanding_fen=outstanding, late_fee_fen=late_fee,
             actions=tuple(a for a in ACTIONS if a in actions),
             holds=tuple(h for h in HOLDS if h in holds), message_kinds=tuple(kinds),
-            reasons=tuple(reasons), policy_version=policy.version, bill_fees=bill_fees)
+            reasons=tuple(reasons), policy_version=policy.version, bill_fees=bill_fees,
+            segment=segment, late_fee_waived=bool(waived_for))
 
     if stage == "current" or "below_threshold" in holds:
         reasons.append("no_action:nothing_overdue" if stage == "current" else "no_action:below_threshold")
@@ -127,7 +139,7 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
         reasons.append("call_list:formal_notice")
 
     if escalating:
-        _escalation_actions(account, history, cycle_date, policy, dpd, outstanding, holds,
+        _escalation_actions(account, history, cycle_date, policy, segment, dpd, outstanding, holds,
                             entered, bool(channels), kinds, actions, reasons, earliest_disconnection)
     if stage == "escalation" and not holds & STOPS_CONTACT:
         actions.add("field_visit")
@@ -141,7 +153,7 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
 
 
 def _escalation_actions(account: Account, history: History, cycle_date: date, policy: Policy,
-                        dpd: int, outstanding: int, holds: set[str], entered: date,
+                        segment: str, dpd: int, outstanding: int, holds: set[str], entered: date,
                         can_message: bool, kinds: list[str], actions: set[str],
                         reasons: list[str], earliest_disconnection: EarliestDisconnection) -> None:
     # Credit report: pre-notice at least N days before D, once per calendar month.
@@ -156,14 +168,16 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
         actions.add("credit_report")
         reasons.append(f"credit_report:prenotice_{prenotice}")
 
-    # Lawyer letter: DPD and amount floors, at most one per N days.
-    if dpd >= policy.lawyer_min_dpd and outstanding >= policy.lawyer_min_outstanding_fen:
+    # Lawyer letter: DPD (per segment, §6) and amount floors, at most one per N days.
+    letter_from = lawyer_min_dpd(segment, policy)
+    if dpd >= letter_from and outstanding >= policy.lawyer_min_outstanding_fen:
         last = max(history.lawyer_letters, default=None)
         if last is not None and (cycle_date - last).days < policy.lawyer_repeat_days:
             reasons.append(f"lawyer_letter:last_sent_{last}")
         else:
             actions.add("lawyer_letter")
-            reasons.append("lawyer_letter:dpd_and_amount")
+            reasons.append("lawyer_letter:dpd_and_amount" if letter_from == policy.lawyer_min_dpd
+                           else f"lawyer_letter:{segment}_from_dpd_{letter_from}")
 
     # Disconnection: notice, then (from the earliest date on) a proposed order.
     if outstanding < policy.disconnection_min_outstanding_fen:

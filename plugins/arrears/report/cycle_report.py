@@ -19,7 +19,7 @@ from sqlalchemy import Engine, inspect, text
 from arrears.audit.pii import mask_text
 from arrears.cycle.decide import as_date
 from arrears.cycle.outputs import cycle_folder, write_atomic
-from arrears.model import ACTIONS, HOLDS, STAGES
+from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
 
@@ -43,20 +43,22 @@ def _split(value: str) -> list[str]:
 
 
 def cycle_facts(engine: Engine, cycle_date: date) -> dict:
-    """The day's numbers: counts and amounts (fen) per stage, action, hold and DPD bucket."""
+    """The day's numbers: counts and amounts (fen) per stage, action, hold, segment and DPD
+    bucket."""
     zero = lambda names: {n: [0, 0] for n in names}  # noqa: E731 - [count, fen]
     facts = {"by_stage": zero(STAGES), "by_action": zero(ACTIONS), "by_hold": zero(HOLDS),
-             "ageing": zero(label for label, _, _ in AGEING), "accounts": 0, "outstanding": 0,
+             "by_segment": zero(SEGMENTS), "ageing": zero(label for label, _, _ in AGEING), "accounts": 0, "outstanding": 0,
              "replay": False}
     with engine.connect() as conn:
-        for stage, dpd, outstanding, actions, holds, replay in conn.execute(text(
-                "SELECT stage, dpd, outstanding_fen, actions, holds, replay FROM decisions"
+        for stage, dpd, outstanding, actions, holds, replay, segment in conn.execute(text(
+                "SELECT stage, dpd, outstanding_fen, actions, holds, replay, segment FROM decisions"
                 " WHERE cycle_date = :d"), {"d": cycle_date}):
             facts["accounts"] += 1
             facts["outstanding"] += outstanding
             facts["replay"] = facts["replay"] or bool(replay)
             for table, names in (("by_stage", [stage]), ("by_action", _split(actions)),
-                                 ("by_hold", _split(holds)), ("ageing", [_bucket(dpd)])):
+                                 ("by_hold", _split(holds)), ("by_segment", [segment]),
+                                 ("ageing", [_bucket(dpd)])):
                 for name in names:
                     cell = facts[table].setdefault(name, [0, 0])
                     cell[0] += 1
@@ -156,7 +158,8 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
     sections = [(title, _rows(facts[key], prev[key] if prev else None, names))
                 for title, key, names in (("Stage", "by_stage", STAGES),
                                           ("Action", "by_action", ACTIONS),
-                                          ("Hold", "by_hold", HOLDS))]
+                                          ("Hold", "by_hold", HOLDS),
+                                          ("Segment", "by_segment", SEGMENTS))]
     html = env.get_template("cycle_report.html").render(
         cycle_date=cycle_date.isoformat(), previous=prev_date.isoformat() if prev_date else None,
         accounts=facts["accounts"], outstanding=format_fen(facts["outstanding"]),
