@@ -26,13 +26,14 @@ from arrears.batches.plans import plan_statuses
 from arrears.policy import Policy, load_policy
 from arrears.policy.holds import STOPS_CONTACT
 from arrears.policy.plans import PlanStatus
+from arrears.policy.treatment import call_rank
 
 CALL_COLUMNS = ("account_id", "holder_name", "mobile", "language", "stage", "dpd", "outstanding",
-                "late_fee", "oldest_due_date", "script_hints", "plan_status")
+                "late_fee", "oldest_due_date", "script_hints", "plan_status", "segment")
 OPT_OUT_HOLDS = tuple(h for h in HOLDS if h.startswith("opt_out_"))  # one per channel
 VULNERABLE = frozenset({"low_income", "five_guarantee"})  # CONTRACT §1 protections
 VISIT_COLUMNS = ("account_id", "holder_name", "service_address", "mobile", "language", "dpd",
-                 "outstanding", "late_fee", "oldest_due_date", "visit_hints", "plan_status")
+                 "outstanding", "late_fee", "oldest_due_date", "visit_hints", "plan_status", "segment")
 
 
 @lru_cache(maxsize=1)
@@ -45,7 +46,8 @@ def _hints():
 
 def hints(cycle_date: date, account_id: str, language: str, protections: frozenset[str],
           dpd: int, outstanding: int, late_fee: int, actions: frozenset[str],
-          holds: frozenset[str], reasons: str, oldest_due: date | None) -> str:
+          holds: frozenset[str], reasons: str, oldest_due: date | None, segment: str = "new",
+          late_fee_waived: bool = False) -> str:
     """What the agent should know, most important first, as a ';'-list."""
     values = {"outstanding": amount(outstanding), "late_fee": amount(late_fee), "dpd": dpd,
               "oldest_due": oldest_due.isoformat() if oldest_due else "-",
@@ -53,17 +55,21 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
     codes = []
     if "protected_medical" in holds or "medical_device" in protections:
         codes.append("medical_device")
-    if protections & VULNERABLE:
+    if protections & VULNERABLE and segment != "hardship":  # the hardship hint says it all
         codes.append("vulnerable")
     if "protected_winter" in holds:
         codes.append("winter")
+    if segment != "new":
+        codes.append(f"segment_{segment}")
     if language == "en":
         codes.append("speak_english")
     codes += [h for h in OPT_OUT_HOLDS if h in holds]
     codes += [a for a in ("lawyer_letter", "disconnection_notice", "credit_report") if a in actions]
     if "disconnection_notice" not in actions and "disconnection:notice_" in reasons:
         codes.append("disconnection_pending")
-    codes += ["oldest_due", "late_fee", "payment_options"]
+    codes += ["oldest_due", "late_fee_waived" if late_fee_waived else "late_fee"]
+    if segment != "wilful":  # the strict path: no offer wording (CONTRACT §6)
+        codes.append("payment_options")
     texts = _hints()
     # A channel without its own opt-out line gets the generic one, naming the channel.
     return "; ".join(texts[c].render(**values) if c in texts else
@@ -71,22 +77,26 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
                      for c in codes)
 
 
-def _rows(engine: Engine, cycle_date: date, action: str, plans: dict[str, PlanStatus]):
+def _rows(engine: Engine, cycle_date: date, action: str, plans: dict[str, PlanStatus],
+          policy: Policy):
     with engine.connect() as conn:
         rows = conn.execute(sql("batches/agent_list.sql", conn.dialect.name),
                             {"d": cycle_date, "action": f"%{action}%"}).all()
+    # Priority: the segments in the policy's call_priority order, then the larger outstanding.
+    rows.sort(key=lambda r: call_rank(r[14], r[8], r[0], policy))
     for (aid, holder, mobile, address, language, protections, stage, dpd, outstanding, fee,
-         actions, holds, reasons, oldest) in rows:
+         actions, holds, reasons, oldest, segment, waived) in rows:
         held = split_list(holds)
         if held & STOPS_CONTACT:
             continue
         oldest = as_date(oldest)
         hint = hints(cycle_date, aid, language, split_list(protections), dpd, outstanding, fee,
-                     split_list(actions), held, reasons, oldest)
+                     split_list(actions), held, reasons, oldest, segment, bool(waived))
         yield dict(account_id=aid, holder_name=holder, mobile=mobile, service_address=address,
                    language=language, stage=stage, dpd=dpd, outstanding=format_fen(outstanding),
                    late_fee=format_fen(fee), oldest_due_date=oldest.isoformat() if oldest else "",
-                   hints=hint, plan_status=plans[aid].describe() if aid in plans else "")
+                   hints=hint, plan_status=plans[aid].describe() if aid in plans else "",
+                   segment=segment)
 
 
 @dataclass
@@ -97,12 +107,13 @@ class AgentLists:
 
 def write_agent_lists(engine: Engine, day_folder, cycle_date: date,
                       policy: Policy | None = None) -> AgentLists:
+    policy = policy or load_policy()
     with engine.connect() as conn:
-        plans = plan_statuses(conn, cycle_date, policy or load_policy())
+        plans = plan_statuses(conn, cycle_date, policy)
     calls = [[r[c] if c != "script_hints" else r["hints"] for c in CALL_COLUMNS]
-             for r in _rows(engine, cycle_date, "call_list", plans)]
+             for r in _rows(engine, cycle_date, "call_list", plans, policy)]
     visits = [[r[c] if c != "visit_hints" else r["hints"] for c in VISIT_COLUMNS]
-              for r in _rows(engine, cycle_date, "field_visit", plans)]
+              for r in _rows(engine, cycle_date, "field_visit", plans, policy)]
     day_folder.mkdir(parents=True, exist_ok=True)
     write_file(day_folder / "call_list.csv", csv_bytes(CALL_COLUMNS, calls))
     write_file(day_folder / "field_visits.csv", csv_bytes(VISIT_COLUMNS, visits))

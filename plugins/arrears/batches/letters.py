@@ -75,6 +75,7 @@ class Letter:
     outstanding_fen: int
     late_fee_fen: int
     bills: tuple[LetterBill, ...]
+    late_fee_waived: bool = False     # relief scheme (CONTRACT §6): shown, not demanded
 
     @property
     def reference(self) -> str:
@@ -172,7 +173,8 @@ def render_letter(letter: Letter) -> bytes:
         "account_id": _value(letter.account_id, lang), "reference": _value(letter.reference, lang),
         "letter_date": long_date(letter.cycle_date, lang), "deadline": long_date(deadline, lang),
         "outstanding": amount(letter.outstanding_fen), "late_fee": amount(letter.late_fee_fen),
-        "total_due": amount(letter.outstanding_fen + letter.late_fee_fen), "dpd": letter.dpd,
+        "total_due": amount(letter.outstanding_fen + (0 if letter.late_fee_waived else letter.late_fee_fen)),
+        "dpd": letter.dpd,
         "bank": texts["bank"],
     }
 
@@ -241,8 +243,10 @@ def render_letter(letter: Letter) -> bytes:
     ]
     if letter.late_fee_fen != sum(b.late_fee_fen for b in letter.bills):
         story.append(Paragraph(say("minimum_note"), small))
+    if letter.late_fee_waived:
+        story.append(Paragraph(say("waived_note"), small))
     story += [
-        Spacer(1, 3 * mm), Paragraph(say("demand"), body),
+        Spacer(1, 3 * mm), Paragraph(say("demand_waived" if letter.late_fee_waived else "demand"), body),
         Paragraph(f"<b>{say('payment_title')}</b>", heading), Paragraph(say("payment"), body),
         Paragraph(f"<b>{say('legal_title')}</b>", heading), Paragraph(say("legal"), body),
         Paragraph(say("consequence"), body), Spacer(1, 8 * mm),
@@ -272,12 +276,12 @@ def iter_letters(conn: Connection, cycle_date: date) -> Iterator[Letter]:
     dialect = conn.dialect.name
     d = {"d": cycle_date}
     bills = AccountStream(conn.execute(sql("batches/letter_bills.sql", dialect), d))
-    for aid, holder, address, language, dpd, outstanding, fee in conn.execute(
+    for aid, holder, address, language, dpd, outstanding, fee, waived in conn.execute(
             sql("batches/letter_accounts.sql", dialect), d).all():
         rows = tuple(LetterBill(p, o, as_date(due), days, f)
                      for _, p, o, due, days, f in bills.take(aid))
         yield Letter(cycle_date, aid, holder, address or "", language or "zh-CN", dpd,
-                     outstanding, fee, rows)
+                     outstanding, fee, rows, bool(waived))
 
 
 def _chunks(letters: Iterator[Letter], size: int) -> Iterator[list[Letter]]:

@@ -19,6 +19,7 @@ from arrears.db import sql
 from arrears.delivery.render import message_data, render
 from arrears.channels.registry import registry
 from arrears.policy.config import Policy
+from arrears.policy.treatment import next_legal_step
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,21 @@ def planned_messages(engine: Engine, cycle_date: date, policy: Policy, mail_doma
     for row in decisions:
         aid, actions, kinds, dpd, outstanding, fee, reasons, stage = row[:8]
         columns = row._mapping
+        kinds = [k for k in kinds.split(";") if k]
+        report_from = cycle_date + timedelta(days=policy.prenotice_lead_days)
+        earliest = served.get(aid) or _earliest_from_reasons(reasons)
+        segment = columns["segment"]
+        step, step_on = (next_legal_step(segment, dpd, outstanding, kinds, cycle_date, policy,
+                                         report_from, earliest)
+                         if segment == "wilful" else ("", None))
         data = message_data(
             account_id=aid, holder_name=columns["holder_name"], language=columns["language"],
-            kinds=[k for k in kinds.split(";") if k], cycle_date=cycle_date,
+            kinds=kinds, cycle_date=cycle_date,
             outstanding_fen=outstanding, late_fee_fen=fee, dpd=dpd,
             service_address=columns["service_address"], bills=bills.get(aid, ()),
-            report_from=cycle_date + timedelta(days=policy.prenotice_lead_days),
-            earliest_disconnection=served.get(aid) or _earliest_from_reasons(reasons),
-            cancelled_served_on=cancelled.get(aid))
+            report_from=report_from, earliest_disconnection=earliest,
+            cancelled_served_on=cancelled.get(aid), segment=segment,
+            late_fee_waived=bool(columns["late_fee_waived"]), next_step=step, next_step_on=step_on)
         chosen = split_list(actions)
         for name, channel in registry().items():
             if name not in chosen:

@@ -54,6 +54,10 @@ class MessageData:
     sms_signature: str = ""
     hotline: str = ""
     pay_url: str = ""
+    segment: str = "new"            # CONTRACT §6: the wording of <language>/segments.j2
+    late_fee_waived: bool = False   # the fee is shown, as waived (relief scheme)
+    next_step: str = ""             # wilful: the next step of due process ...
+    next_step_on: str = ""          # ... and its date
 
     @property
     def fee_due(self) -> bool:
@@ -62,7 +66,8 @@ class MessageData:
 
     @property
     def show_fees(self) -> bool:
-        return self.fee_due and bool(self.bills)
+        """The bills are listed: with the fee kinds, and always for a disputing customer (§6)."""
+        return (self.fee_due or self.segment == "disputing") and bool(self.bills)
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,9 @@ def message_data(*, account_id: str, holder_name: str, language: str, kinds, cyc
                  outstanding_fen: int, late_fee_fen: int, dpd: int, service_address: str = "",
                  bills=(), report_from: date | None = None,
                  earliest_disconnection: date | None = None,
-                 cancelled_served_on: date | None = None) -> MessageData:
+                 cancelled_served_on: date | None = None, segment: str = "new",
+                 late_fee_waived: bool = False, next_step: str = "",
+                 next_step_on: date | None = None) -> MessageData:
     """``bills``: (bill_period, due_date, open_fen, days_overdue, late_fee_fen), oldest first."""
     lang = language if language in LANGUAGES else "zh-CN"
     s = sender()
@@ -109,7 +116,9 @@ def message_data(*, account_id: str, holder_name: str, language: str, kinds, cyc
         earliest_disconnection=format_day(earliest_disconnection, lang),
         cancelled_served_on=format_day(cancelled_served_on, lang),
         utility_name=s["name"][lang], sms_signature=s["sms_signature"][lang],
-        hotline=s["hotline"], pay_url=s["pay_url"])
+        hotline=s["hotline"], pay_url=s["pay_url"], segment=segment,
+        late_fee_waived=late_fee_waived, next_step=next_step,
+        next_step_on=format_day(next_step_on, lang))
 
 
 @lru_cache(maxsize=2)
@@ -123,7 +132,8 @@ def template_version(channel: str, language: str) -> str:
     """sha256 prefix over every source a channel's message of that language is made from."""
     from arrears.channels.registry import channel as channel_named
     digest = hashlib.sha256()
-    for name in (*channel_named(channel).templates, f"{language}/parts.j2", "sender.toml"):
+    for name in (*channel_named(channel).templates, f"{language}/parts.j2", f"{language}/segments.j2",
+                 "sender.toml"):
         digest.update(name.encode() + b"\0" + (MESSAGES_DIR / name).read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
