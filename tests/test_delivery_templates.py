@@ -9,7 +9,7 @@ import pytest
 
 from arrears.delivery.render import MESSAGES_DIR, message_data, render
 from arrears.delivery.transports import OutboxMessage, build_email
-from arrears.model import LANGUAGES, MESSAGE_KINDS
+from arrears.model import LANGUAGES, MESSAGE_KINDS, SEGMENTS
 
 D = date(2026, 11, 16)
 BILLS = [("2026-08", date(2026, 9, 1), 40_000, 76, 3_040), ("2026-09", date(2026, 10, 1), 10_000, 46, 460)]
@@ -29,9 +29,16 @@ def data(language: str, kinds, holder: str = "王伟", **kw):
                         cancelled_served_on=date(2026, 11, 2), **kw)
 
 
+# Every segment's wording (CONTRACT §6), with and without the waiver and each next legal step.
+VARIANTS = [dict(segment=s, late_fee_waived=w) for s in SEGMENTS for w in (False, True)] + [
+    dict(segment="wilful", next_step=step, next_step_on=date(2026, 11, 30))
+    for step in ("credit_prenotice", "lawyer_letter", "credit_report", "disconnection")]
+
+
 def all_renderings():
-    for language, kinds, channel in itertools.product(LANGUAGES, COMBINATIONS, ("email", "sms")):
-        yield language, kinds, channel, render(channel, data(language, kinds))
+    for language, kinds, channel, variant in itertools.product(LANGUAGES, COMBINATIONS,
+                                                               ("email", "sms"), VARIANTS):
+        yield language, kinds, channel, render(channel, data(language, kinds, **variant))
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -107,8 +114,9 @@ def test_no_template_uses_a_forbidden_phrase():
     sources = {p.relative_to(MESSAGES_DIR): p.read_text(encoding="utf-8")
                for p in MESSAGES_DIR.rglob("*") if p.is_file() and p.name != "forbidden_phrases.txt"}
     assert any(str(name).endswith("parts.j2") for name in sources)
-    rendered = {f"{lang}/{'+'.join(k)}/{ch}": r.subject + r.text + r.html
+    rendered = {f"{lang}/{'+'.join(k)}/{ch}/{r.content_sha256}": r.subject + r.text + r.html
                 for lang, k, ch, r in all_renderings()}
+    assert len(rendered) > len(LANGUAGES) * len(COMBINATIONS) * 2 * len(SEGMENTS)
     for name, body in {**{str(k): v for k, v in sources.items()}, **rendered}.items():
         hits = [p for p in FORBIDDEN if p in body.lower()]
         assert not hits, f"{name} uses {hits}"
