@@ -145,3 +145,14 @@ def test_agents_lists_are_ordered_by_segment_then_amount_with_a_hint_per_segment
     assert "Wilful (恶意拖欠型)" in hints["W1"] and "Offer payment" not in hints["W1"]
     assert "Forgetful (忘记型)" in hints["F1"] and "autopay" in hints["F1"]
     assert "(" not in hints["N1"].split(";")[0] and "Offer payment" in hints["N1"]
+
+
+def test_the_days_messages_carry_the_segments_wording(decided):
+    from arrears.delivery.outbox import planned_messages
+    from arrears.policy import load_policy
+    engine, _ = decided
+    messages = {(m["account_id"], m["channel"]): m for m in planned_messages(engine, D, load_policy(), "x")}
+    wilful = messages[("W1", "email")]["body_text"]
+    # W1 is served a disconnection notice today: the next step of due process is that date.
+    assert "下一步：如欠费在 2026年11月23日 前仍未结清" in wilful and "中止供电" in wilful
+    assert "特殊困难" not in wilful + messages[("W1", "sms")]["body_text"]
