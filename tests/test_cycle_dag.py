@@ -45,28 +45,28 @@ BILLS = {
 }
 
 EXPECTED = {
-    D1: """account_id,stage,dpd,outstanding,late_fee,actions,holds
-A1,reminder,3,200.00,1.00,email;sms,
-A2,escalation,76,1000.00,76.00,email;sms;credit_prenotice;lawyer_letter;disconnection_notice;field_visit,
-A3,formal_notice,27,5000.00,405.00,email;call_list,opt_out_sms
-A4,escalation,62,300.00,18.60,,deceased
-A5,escalation,46,0.50,1.00,,below_threshold
-A6,escalation,67,400.00,26.80,,disputed
+    D1: """account_id,stage,dpd,outstanding,late_fee,actions,holds,segment
+A1,reminder,3,200.00,1.00,email;sms,,new
+A2,escalation,76,1000.00,76.00,email;sms;credit_prenotice;lawyer_letter;disconnection_notice;field_visit,,new
+A3,formal_notice,27,5000.00,405.00,email;call_list,opt_out_sms,new
+A4,escalation,62,300.00,18.60,,deceased,new
+A5,escalation,46,0.50,1.00,,below_threshold,new
+A6,escalation,67,400.00,26.80,,disputed,disputing
 """,
-    D2: """account_id,stage,dpd,outstanding,late_fee,actions,holds
-A1,reminder,4,200.00,1.00,,
-A2,escalation,77,1000.00,77.00,field_visit,
-A3,current,0,0.00,0.00,,opt_out_sms;below_threshold
-A4,escalation,63,300.00,18.90,,deceased
-A5,escalation,47,0.50,1.00,,below_threshold
-A6,escalation,68,400.00,27.20,,disputed
+    D2: """account_id,stage,dpd,outstanding,late_fee,actions,holds,segment
+A1,reminder,4,200.00,1.00,,,new
+A2,escalation,77,1000.00,77.00,field_visit,,new
+A3,current,0,0.00,0.00,,opt_out_sms;below_threshold,new
+A4,escalation,63,300.00,18.90,,deceased,new
+A5,escalation,47,0.50,1.00,,below_threshold,new
+A6,escalation,68,400.00,27.20,,disputed,disputing
 """,
-    D3: """account_id,stage,dpd,outstanding,late_fee,actions,holds
-A1,reminder,5,200.00,1.00,,
-A2,escalation,78,1000.00,78.00,field_visit,
-A4,escalation,64,300.00,19.20,,deceased
-A5,escalation,48,0.50,1.00,,below_threshold
-A6,escalation,69,400.00,27.60,email;sms;credit_prenotice;lawyer_letter;disconnection_notice;field_visit,
+    D3: """account_id,stage,dpd,outstanding,late_fee,actions,holds,segment
+A1,reminder,5,200.00,1.00,,,new
+A2,escalation,78,1000.00,78.00,field_visit,,new
+A4,escalation,64,300.00,19.20,,deceased,new
+A5,escalation,48,0.50,1.00,,below_threshold,new
+A6,escalation,69,400.00,27.60,email;sms;credit_prenotice;lawyer_letter;disconnection_notice;field_visit,,disputing
 """,
 }
 
@@ -114,6 +114,7 @@ def test_three_cycle_dates_end_to_end(cycle_env, dagbag):
         "disconnection_notice": 1, "field_visit": 1}
     assert {k: v for k, v in s1["by_hold"].items() if v} == {
         "disputed": 1, "deceased": 1, "opt_out_sms": 1, "below_threshold": 1}
+    assert s1["by_segment"] == {"disputing": 1, "hardship": 0, "wilful": 0, "forgetful": 0, "new": 5}
     # every decided message went out (the file transports accept at once; the window is open)
     assert s1["messages"]["sent"] == 5 and not {k: v for k, v in s1["messages"].items()
                                                 if v and k != "sent"}
