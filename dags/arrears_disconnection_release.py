@@ -3,7 +3,8 @@ live in plugins/arrears/disconnection.
 
 Runs when the collection cycle announces a batch of proposed orders (the asset
 `arrears://disconnection/proposed_orders`), or by hand with conf `{"cycle_date": "YYYY-MM-DD"}`.
-The supervisor answers in the UI's Required Actions page; no answer by the deadline is Reject.
+The approvers named in the `arrears_approvers` variable are mailed a link and answer in the UI's
+Required Actions page; nobody else may; no answer by the deadline is Reject.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from airflow.sdk import Param, dag, task
 
 from arrears.disconnection import tasks as steps
 from arrears.disconnection.approval import SupervisorApproval
+from arrears.ops import alerts
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 COLLECT = "collect_proposals"
@@ -23,6 +25,7 @@ default_args = {
     "owner": "collections-ops",
     "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "3")),
     "retry_delay": timedelta(minutes=1),
+    "on_failure_callback": alerts.failure_notifier(),
 }
 
 

@@ -11,6 +11,7 @@ from airflow.sdk import dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from arrears.delivery import tasks as delivery_steps
+from arrears.ops import alerts
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 
@@ -24,7 +25,8 @@ TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
     max_active_runs=1,
     default_args={"owner": "collections-ops",
                   "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "2")),
-                  "retry_delay": timedelta(minutes=5)},
+                  "retry_delay": timedelta(minutes=5),
+                  "on_failure_callback": alerts.failure_notifier()},
     tags=["arrears", "collections", "delivery"],
     doc_md=__doc__,
 )

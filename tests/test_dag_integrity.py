@@ -35,6 +35,19 @@ def test_dags_have_tags_and_an_owner_and_tasks_retry(airflow_home, monkeypatch):
             assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
 
 
+def test_every_task_of_every_dag_alerts_ops_on_failure(dagbag):
+    """Not only the cycle: a failed release or outbox sweep mails the ops address too (a DAG
+    added later must wire the same default_args)."""
+    from arrears.ops.alerts import OpsFailureNotifier
+    assert len(dagbag.dags) >= 3
+    for dag_id, dag in dagbag.dags.items():
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) \
+                else [t.on_failure_callback]
+            assert any(isinstance(c, OpsFailureNotifier) for c in callbacks), \
+                f"{dag_id}.{t.task_id} alerts nobody when it fails"
+
+
 def test_the_cycle_retries_with_backoff_in_production(monkeypatch):
     """Tests run the DAG with retries off; the production parse has 3 with exponential backoff."""
     import importlib.util

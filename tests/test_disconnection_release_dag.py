@@ -28,12 +28,14 @@ from arrears.cycle.run import CycleRun
 from arrears.db import connect
 from arrears.disconnection import disconnection_step
 from arrears.ingest import ingest_delivery
+from delivery_servers import start_smtp
 from factories import CALENDAR, POLICY, landing
 
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "arrears_disconnection_release"
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "arrears_disconnection_release.py"
 SUPERVISOR, PASSWORD = "supervisor.zhang", "approve-me-7"
+CLERK, CLERK_PASSWORD = "clerk.wang", "not-an-approver-3"  # may see the DAG, not named to approve
 
 
 def free_port() -> int:
@@ -73,9 +75,9 @@ def api(airflow_home, tmp_path_factory):
     """An api-server on the test session's metadata DB, with one supervisor user."""
     home = tmp_path_factory.mktemp("api")
     passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({SUPERVISOR: PASSWORD}))
+    passwords.write_text(json.dumps({SUPERVISOR: PASSWORD, CLERK: CLERK_PASSWORD}))
     port = free_port()
-    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{SUPERVISOR}:admin",
+    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{SUPERVISOR}:admin,{CLERK}:admin",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
            "AIRFLOW__API__PORT": str(port)}
     log = (home / "api-server.log").open("wb")
@@ -208,6 +210,55 @@ def test_supervisor_rejects_through_the_rest_api_and_nothing_is_released(api, ba
     assert _approvals(batch["engine"]) == [("rejected", SUPERVISOR, 2, 130_000, "record_outcome")]
     with batch["engine"].connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM disconnection_orders")).scalar_one() == 0
+
+
+@pytest.mark.timeout(400)
+def test_only_a_named_approver_may_answer_and_the_approvers_are_mailed(api, batch):
+    """arrears_approvers names the supervisor: Airflow refuses the clerk's answer (403) and takes
+    the supervisor's; the supervisor got a mail through arrears_smtp linking the request."""
+    controller, recorder = start_smtp()
+    batch["env"].update({
+        "AIRFLOW_VAR_ARREARS_APPROVERS": json.dumps({SUPERVISOR: "zhang@utility.example"}),
+        "AIRFLOW_CONN_ARREARS_SMTP": json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": controller.port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0,
+                      "from_email": "airflow@utility.example"}})})
+    proc = _run_release(batch)
+    try:
+        detail = _waiting_approval(api, proc, batch)
+        assert [u["id"] for u in detail["assigned_users"]] == [SUPERVISOR]
+        run_id = detail["task_instance"]["dag_run_id"]
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+        clerk = Api(api.base)
+        status, body = clerk.call("POST", "/auth/token", {"username": CLERK, "password": CLERK_PASSWORD})
+        clerk.token = body["access_token"]
+        status, body = clerk.call("PATCH", path, {"chosen_options": ["Approve"], "params_input": {}})
+        assert status == 403, body
+        status, body = api.call("PATCH", path, {"chosen_options": ["Approve"], "params_input": {}})
+        assert status == 200 and body["responded_by"]["name"] == SUPERVISOR, body
+        proc.wait(timeout=180)
+        assert proc.returncode == 0, (batch["tmp"] / "dags-test.log").read_text()[-4000:]
+    finally:
+        kill(proc)
+        controller.stop()
+    assert _approvals(batch["engine"]) == [("approved", SUPERVISOR, 2, 130_000, "release")]
+    (mail,) = recorder.messages
+    assert mail["To"] == "zhang@utility.example"
+    assert mail["Subject"].startswith("[arrears] approval needed: ") and "1300.00" in mail["Subject"]
+    content = mail.get_body().get_content()
+    expected = f"/dags/{DAG_ID}/runs/{run_id}/tasks/approve/required_actions"
+    assert expected in content and SUPERVISOR in content
+
+
+def test_approvers_variable_forms():
+    from arrears.disconnection.approval import approvers
+    from arrears.settings import SettingsError
+    assert approvers(None) == {} and approvers(" ") == {}
+    assert approvers("a.li, b.wang ,") == {"a.li": "", "b.wang": ""}
+    assert approvers('{"a.li": "li@x.cn"}') == {"a.li": "li@x.cn"}
+    assert approvers('["a.li"]') == {"a.li": ""}
+    with pytest.raises(SettingsError, match="arrears_approvers"):
+        approvers("{not json")
 
 
 def test_no_answer_by_the_deadline_means_reject(monkeypatch, airflow_home):
