@@ -79,6 +79,32 @@ def _setup_audit(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=audit_cycle)
 
 
+def whatif(args) -> int:
+    from arrears.policy import PolicyError
+    from arrears.settings import Settings
+    from arrears.whatif import WhatIfError
+    from arrears.whatif.tasks import whatif as run
+    if args.date_to < args.date_from:
+        print(f"--from {args.date_from} is after --to {args.date_to}", file=sys.stderr)
+        return 2
+    try:
+        headline = run(Settings.load(), args.portfolio, args.date_from, args.date_to,
+                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except (WhatIfError, PolicyError) as exc:
+        print(f"what-if not run: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(headline, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _setup_whatif(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--portfolio", required=True,
+                        help="policy file include/policy/<portfolio>.toml to try")
+    parser.add_argument("--from", dest="date_from", type=_date, required=True, help="D1 (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="date_to", type=_date, required=True, help="D2 (YYYY-MM-DD)")
+    parser.set_defaults(func=whatif)
+
+
 def _delegate(module: str):
     """A subcommand that hands its arguments to ``<module>.main(argv)``."""
     def setup(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +120,8 @@ def _delegate(module: str):
 COMMANDS = [
     ("audit", "the audit trail: account timelines, chain verification, cycle summaries",
      _setup_audit),
+    ("whatif", "replay a policy file over recorded cycle dates into <outbox>/whatif/<id>/ "
+     "(contacts nobody, changes nothing real)", _setup_whatif),
     ("bureau", "read back and verify a credit-bureau file: bureau verify|dump <file>",
      _delegate("arrears.batches.bureau")),
     ("manifest", "verify a batch folder against its manifest: manifest verify <folder>",

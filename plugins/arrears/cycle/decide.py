@@ -20,6 +20,7 @@ from arrears.model import (CHANNELS, Account, CaseEvent, Decision, History, Noti
 from arrears.policy import decide
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.policy.experiment import Arms
 
 log = logging.getLogger(__name__)
 CHUNK = 5000
@@ -122,23 +123,29 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         # is read here, so plan for all of them (hash joins).
         conn.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     stream = conn.execution_options(stream_results=True, yield_per=CHUNK)
-    recent = cycle_date - timedelta(days=max(policy.contact_cap_days, policy.contact_repeat_days))
+    arms = Arms(policy)  # with an [experiment], the challenger decides its share of the accounts
+    recent = cycle_date - timedelta(days=max(max(p.contact_cap_days, p.contact_repeat_days)
+                                             for p in arms.policies))
     bills = AccountStream(stream.execute(sql("cycle/open_bills.sql", dialect), d))
     events = AccountStream(stream.execute(sql("cycle/case_events.sql", dialect), d))
     history = AccountStream(stream.execute(sql("cycle/history.sql", dialect), {**d, "recent": recent}))
     notices = AccountStream(stream.execute(sql("cycle/pending_notices.sql", dialect), d))
     replies = AccountStream(stream.execute(sql("cycle/reply_opt_outs.sql", dialect), d))
     plan_payments = AccountStream(stream.execute(sql("cycle/plan_payments.sql", dialect), d))
-    since = cycle_date - timedelta(days=policy.segments.lookback_days)
+    since = cycle_date - timedelta(days=max(p.segments.lookback_days for p in arms.policies))
     segments = AccountStream(stream.execute(sql("cycle/segment_history.sql", dialect),
                                             {**d, "since": since}))
 
-    dates: dict[date, date] = {}  # one calendar look-up per serving date, not per account
+    dates: dict[tuple[date, int], date] = {}  # one calendar look-up per serving date and arm
 
-    def earliest(served: date) -> date:
-        if served not in dates:
-            dates[served] = calendar.earliest_disconnection(served, policy.disconnection_notice_days)
-        return dates[served]
+    def earliest_by(notice_days: int):
+        def earliest(served: date) -> date:
+            if (served, notice_days) not in dates:
+                dates[served, notice_days] = calendar.earliest_disconnection(served, notice_days)
+            return dates[served, notice_days]
+        return earliest
+
+    earliest_for = {p.version: earliest_by(p.disconnection_notice_days) for p in arms.policies}
 
     for row in stream.execute(sql("cycle/accounts.sql", dialect), d):
         aid = row[0]
@@ -150,9 +157,11 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         case = [CaseEvent(e[1], e[2], as_date(e[3]), e[4], as_date(e[5]), e[6],
                           parse_instalments(e[7])) for e in events.take(aid)]
         paid = [(as_date(p[1]), p[2]) for p in plan_payments.take(aid)]
-        past = _history(history.take(aid), notices.take(aid), cycle_date, policy,
+        mine = arms.policy_for(aid)
+        past = _history(history.take(aid), notices.take(aid), cycle_date, mine,
                         segment_facts(segments.take(aid)))
-        yield decide(account, open_bills, case, past, cycle_date, policy, earliest, paid)
+        yield decide(account, open_bills, case, past, cycle_date, mine, earliest_for[mine.version],
+                     paid)
 
 
 @dataclass
@@ -164,7 +173,8 @@ class DecideResult:
 
 _DECISION_COLUMNS = ("cycle_date", "account_id", "stage", "stage_entered_on", "dpd",
                      "outstanding_fen", "late_fee_fen", "actions", "holds", "message_kinds",
-                     "reasons", "policy_version", "replay", "run_id", "segment", "late_fee_waived")
+                     "reasons", "policy_version", "replay", "run_id", "segment", "late_fee_waived",
+                     "experiment_id", "arm")
 _BILL_COLUMNS = ("cycle_date", "account_id", "bill_id", "days_overdue", "late_fee_fen")
 _IN_PART = ("cycle_date = :d AND account_id >= :lo COLLATE BINARY"
             " AND (CAST(:hi AS TEXT) IS NULL OR account_id < :hi COLLATE BINARY)")
@@ -202,11 +212,13 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
         rows = Batch(writer, "decisions", _DECISION_COLUMNS)
         bills = Batch(writer, "decision_bills", _BILL_COLUMNS)
         d = run.cycle_date
+        arms = Arms(policy)
         for decision in iter_decisions(reader, d, policy, calendar, part):
             result.accounts += 1
             result.by_stage[decision.stage] = result.by_stage.get(decision.stage, 0) + 1
             result.by_segment[decision.segment] = result.by_segment.get(decision.segment, 0) + 1
-            rows.add(decision_tuple(decision, replay, run.run_id))
+            rows.add(decision_tuple(decision, replay, run.run_id, arms.experiment_id,
+                                    arms.arm_of_version(decision.policy_version)))
             for bill_id, days, fee in decision.bill_fees:
                 bills.add((d, decision.account_id, bill_id, days, fee))
             if result.accounts % 100_000 == 0:
@@ -216,10 +228,12 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
     return result
 
 
-def decision_tuple(decision: Decision, replay: int, run_id: str) -> tuple:
+def decision_tuple(decision: Decision, replay: int, run_id: str, experiment_id: str = "",
+                   arm: str = "") -> tuple:
     return (decision.cycle_date, decision.account_id, decision.stage, decision.stage_entered_on,
             decision.dpd, decision.outstanding_fen, decision.late_fee_fen,
             ";".join(decision.actions), ";".join(decision.holds),
             ";".join(decision.message_kinds), ";".join(decision.reasons),
-            decision.policy_version, replay, run_id, decision.segment, int(decision.late_fee_waived))
+            decision.policy_version, replay, run_id, decision.segment, int(decision.late_fee_waived),
+            experiment_id, arm)
 

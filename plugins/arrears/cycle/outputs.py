@@ -53,11 +53,14 @@ def cycle_folder(outbox: Path, cycle_date: date) -> Path:
 def write_decisions_csv(engine: Engine, outbox: Path, cycle_date: date) -> Path:
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "SELECT account_id, stage, dpd, outstanding_fen, late_fee_fen, actions, holds, segment"
-            " FROM decisions WHERE cycle_date = :d"), {"d": cycle_date}).all()
+            "SELECT account_id, stage, dpd, outstanding_fen, late_fee_fen, actions, holds, segment,"
+            " arm FROM decisions WHERE cycle_date = :d"), {"d": cycle_date}).all()
     rows.sort(key=lambda r: r[0])  # byte order, whatever the database's collation
-    body = csv_bytes(DECISION_COLUMNS, ((a, s, dpd, format_fen(o), format_fen(f), acts, holds, seg)
-                                        for a, s, dpd, o, f, acts, holds, seg in rows))
+    # `arm` (CONTRACT §5) only on the days an experiment ran, so other days' files keep their shape.
+    arm = ("arm",) if any(r[8] for r in rows) else ()
+    body = csv_bytes(DECISION_COLUMNS + arm, (
+        (a, s, dpd, format_fen(o), format_fen(f), acts, holds, seg, *([r] if arm else []))
+        for a, s, dpd, o, f, acts, holds, seg, r in rows))
     return write_atomic(cycle_folder(outbox, cycle_date) / "decisions.csv", body)
 
 

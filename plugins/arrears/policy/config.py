@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -55,12 +55,25 @@ class Policy:
     segments: SegmentRules = SegmentRules()                 # CONTRACT §6 rules and timing
     # Protections and/or segments whose late fee is shown as waived (relief schemes).
     late_fee_waive_for: frozenset[str] = frozenset()
+    # [costs]: what one action costs (fen), for the what-if's report; optional.
+    unit_costs: tuple[tuple[str, int], ...] = ()
+    # [experiment]: champion/challenger (CONTRACT §5); None when no experiment runs.
+    experiment: Experiment | None = None
 
     def slots_for(self, stage: str) -> tuple[tuple[str, ...], ...]:
         return dict(self.channel_slots).get(stage, DEFAULT_SLOTS)
 
     def rule(self, channel: str) -> ChannelRule:
         return next(r for r in self.channel_rules if r.name == channel)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A challenger policy tried on a share of the accounts (see policy/experiment.py)."""
+    id: str
+    challenger: str            # the challenger's portfolio: include/policy/<challenger>.toml
+    share: float               # 0 < share <= 1: the challenger's share of the accounts
+    challenger_policy: Policy | None = None   # resolved by load_policy
 
 
 def _channel_slots(raw: dict, rules: tuple[ChannelRule, ...]) -> tuple:
@@ -138,7 +151,11 @@ def policy_from_dict(raw: dict) -> Policy:
             channel_rules=rules,
             segments=rules_from_dict(raw.get("segments", {})),
             late_fee_waive_for=frozenset(str(x) for x in f.get("waive_for", ())),
+            unit_costs=tuple(sorted((str(k), parse_fen(v)) for k, v in raw.get("costs", {}).items())),
+            experiment=_experiment(raw.get("experiment")),
         )
+    except PolicyError:
+        raise
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PolicyError(f"policy is malformed: {exc!r}") from exc
     if not 0 < policy.reminder_from < policy.formal_notice_from < policy.escalation_from:
@@ -149,8 +166,43 @@ def policy_from_dict(raw: dict) -> Policy:
     return policy
 
 
-@lru_cache(maxsize=16)
-def load_policy(portfolio: str = "default", policy_dir: Path = POLICY_DIR) -> Policy:
+def _experiment(raw: dict | None) -> Experiment | None:
+    if not raw:
+        return None
+    experiment = Experiment(id=str(raw["id"]).strip(), challenger=str(raw["challenger"]).strip(),
+                            share=float(raw["share"]))
+    if not experiment.id or not experiment.challenger:
+        raise PolicyError("policy [experiment] needs a non-empty id and challenger")
+    if not 0 < experiment.share <= 1:
+        raise PolicyError(f"policy [experiment] share {experiment.share} must lie in (0, 1]")
+    return experiment
+
+
+# Limits the contract sets for every account: a challenger may be stricter, never looser.
+# (field, "min" = the challenger's value may not be lower, "max" = may not be higher)
+_BINDING = (("contact_max_messages", "max"), ("contact_cap_days", "min"),
+            ("contact_repeat_days", "min"), ("prenotice_lead_days", "min"),
+            ("disconnection_notice_days", "min"), ("lawyer_repeat_days", "min"))
+
+
+def check_challenger(champion: Policy, challenger: Policy) -> None:
+    """Refuse a challenger that would loosen a contact rule or a protection, or that could not be
+    told apart from the champion in the decisions (same version)."""
+    if challenger.version == champion.version:
+        raise PolicyError(f"challenger policy version {challenger.version!r} equals the "
+                          "champion's: give the challenger file its own `version`")
+    for name, bound in _BINDING:
+        mine, theirs = getattr(champion, name), getattr(challenger, name)
+        if (bound == "max" and theirs > mine) or (bound == "min" and theirs < mine):
+            raise PolicyError(
+                f"challenger {challenger.version!r} loosens {name} ({theirs} against the "
+                f"champion's {mine}): the contract's limits bind both arms; make it at least as strict")
+    if not champion.winter_months <= challenger.winter_months:
+        raise PolicyError(f"challenger {challenger.version!r} drops protected winter months "
+                          f"{sorted(champion.winter_months - challenger.winter_months)}")
+
+
+def _read_portfolio(portfolio: str, policy_dir: Path) -> dict:
     """The default policy with ``<portfolio>.toml`` laid over it (any subset of its keys)."""
     def read(name: str) -> dict:
         path = policy_dir / f"{name}.toml"
@@ -162,4 +214,22 @@ def load_policy(portfolio: str = "default", policy_dir: Path = POLICY_DIR) -> Po
     raw = read("default")
     if portfolio != "default":
         raw = _merge(raw, read(portfolio))
-    return policy_from_dict(raw)
+    return raw
+
+
+@lru_cache(maxsize=16)
+def load_policy(portfolio: str = "default", policy_dir: Path = POLICY_DIR) -> Policy:
+    """The portfolio's policy; with an ``[experiment]``, its challenger policy resolved and checked."""
+    policy = policy_from_dict(_read_portfolio(portfolio, policy_dir))
+    exp = policy.experiment
+    if exp is not None:
+        if exp.challenger == portfolio:
+            raise PolicyError(f"experiment {exp.id!r}: the challenger must be another portfolio "
+                              f"than {portfolio!r}")
+        # The challenger decides its accounts alone: an [experiment] it inherits is not nested.
+        raw = _read_portfolio(exp.challenger, policy_dir)
+        raw.pop("experiment", None)
+        challenger = policy_from_dict(raw)
+        check_challenger(policy, challenger)
+        policy = replace(policy, experiment=replace(exp, challenger_policy=challenger))
+    return policy
