@@ -22,6 +22,7 @@ from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
+from arrears.report import roll_rates
 
 # DPD buckets of the ageing plot: (label, lowest DPD, highest DPD or None).
 AGEING = (("current", None, 0), ("1-7", 1, 7), ("8-30", 8, 30), ("31-60", 31, 60),
@@ -153,6 +154,9 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
     msgs = messages(engine, cycle_date)
     batches = batch_hashes(outbox, cycle_date)
     png = base64.b64encode(ageing_png(facts, cycle_date)).decode("ascii")
+    rolls = roll_rates.month_to_date(engine, cycle_date)
+    rolls_png = base64.b64encode(roll_rates.roll_rates_png(
+        rolls, f"Roll rates, {cycle_date:%Y-%m-01} to {cycle_date}")).decode("ascii")
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "report"),
                       autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
     sections = [(title, _rows(facts[key], prev[key] if prev else None, names))
@@ -165,7 +169,9 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
         accounts=facts["accounts"], outstanding=format_fen(facts["outstanding"]),
         delta_accounts=f"{facts['accounts'] - prev['accounts']:+d}" if prev else "",
         replay=facts["replay"], sections=sections, quarantine=quarantine, messages=msgs,
-        message_states=MESSAGE_STATES, batches=batches, ageing_png=png)
+        message_states=MESSAGE_STATES, batches=batches, ageing_png=png,
+        roll_rates=rolls, roll_outcomes=roll_rates.OUTCOMES, roll_rates_png=rolls_png,
+        month_start=cycle_date.replace(day=1).isoformat())
     summary = {"accounts": facts["accounts"], "quarantined": len(quarantine),
                "previous_cycle": prev_date.isoformat() if prev_date else None,
                "messages": {c: {s: n for s, n in v.items() if n} for c, v in (msgs or {}).items()},
