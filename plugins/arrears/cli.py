@@ -105,6 +105,29 @@ def _setup_whatif(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=whatif)
 
 
+def experiment_report(args) -> int:
+    from arrears.report.experiment import UnknownExperiment, as_text
+    from arrears.report.experiment import experiment_report as build
+    try:
+        report = build(_engine(), args.experiment_id, args.as_of)
+    except UnknownExperiment as exc:
+        print(f"{exc}: check the id in the policy file's [experiment] and that a cycle ran "
+              "with it", file=sys.stderr)
+        return 1
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else as_text(report))
+    return 0
+
+
+def _setup_experiment(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="experiment_command", required=True)
+    p = sub.add_parser("report", help="per arm: accounts, cure rate, collected, messages, "
+                       "opt-outs, disputes, roll rates; the cure-rate difference with a 95 % CI")
+    p.add_argument("experiment_id")
+    p.add_argument("--as-of", type=_date, default=None, help="as of this cycle date (default: the latest)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=experiment_report)
+
+
 def _delegate(module: str):
     """A subcommand that hands its arguments to ``<module>.main(argv)``."""
     def setup(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +145,7 @@ COMMANDS = [
      _setup_audit),
     ("whatif", "replay a policy file over recorded cycle dates into <outbox>/whatif/<id>/ "
      "(contacts nobody, changes nothing real)", _setup_whatif),
+    ("experiment", "champion/challenger: experiment report ID", _setup_experiment),
     ("bureau", "read back and verify a credit-bureau file: bureau verify|dump <file>",
      _delegate("arrears.batches.bureau")),
     ("manifest", "verify a batch folder against its manifest: manifest verify <folder>",

@@ -23,6 +23,7 @@ from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
 from arrears.report import roll_rates
+from arrears.report.experiment import experiment_ids, experiment_report
 
 # DPD buckets of the ageing plot: (label, lowest DPD, highest DPD or None).
 AGEING = (("current", None, 0), ("1-7", 1, 7), ("8-30", 8, 30), ("31-60", 31, 60),
@@ -155,6 +156,7 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
     batches = batch_hashes(outbox, cycle_date)
     png = base64.b64encode(ageing_png(facts, cycle_date)).decode("ascii")
     rolls = roll_rates.month_to_date(engine, cycle_date)
+    experiments = [experiment_report(engine, e, cycle_date) for e in experiment_ids(engine, cycle_date)]
     rolls_png = base64.b64encode(roll_rates.roll_rates_png(
         rolls, f"Roll rates, {cycle_date:%Y-%m-01} to {cycle_date}")).decode("ascii")
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "report"),
@@ -171,7 +173,7 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
         replay=facts["replay"], sections=sections, quarantine=quarantine, messages=msgs,
         message_states=MESSAGE_STATES, batches=batches, ageing_png=png,
         roll_rates=rolls, roll_outcomes=roll_rates.OUTCOMES, roll_rates_png=rolls_png,
-        month_start=cycle_date.replace(day=1).isoformat())
+        month_start=cycle_date.replace(day=1).isoformat(), experiments=experiments)
     summary = {"accounts": facts["accounts"], "quarantined": len(quarantine),
                "previous_cycle": prev_date.isoformat() if prev_date else None,
                "messages": {c: {s: n for s, n in v.items() if n} for c, v in (msgs or {}).items()},
