@@ -14,6 +14,8 @@ Worked out by hand (every account residential, one bill, in the extract every da
   L4 300.00 due 09-10: DPD 66 on D0, where the real cycle sent a letter. The what-if starts from
      the real history: its D1..D3 letters are blocked by the real letter of D0. No change.
   L5 400.00 due 09-17: DPD 59 on D0 (no letter), 60 on D1: a letter on D1 both ways. No change.
+  L6  90.00 due 10-30: pays in full on D1 (delivered with D2's extract): reminder, then current
+     both ways (its payment and sighting are seeded into the scratch database like the rest).
 So changes.csv lists exactly (D1, L1) and (D2, L2), each adding lawyer_letter to field_visit.
 """
 from __future__ import annotations
@@ -35,12 +37,19 @@ BILLS = [["B1", "L1", "2026-09", "150.00", "2026-10-01"],
          ["B2", "L2", "2026-09", "500.00", "2026-10-03"],
          ["B3", "L3", "2026-08", "80.00", "2026-09-01"],
          ["B4", "L4", "2026-08", "300.00", "2026-09-10"],
-         ["B5", "L5", "2026-08", "400.00", "2026-09-17"]]
+         ["B5", "L5", "2026-08", "400.00", "2026-09-17"],
+         ["B6", "L6", "2026-10", "90.00", "2026-10-30"]]
+def bills(day):
+    """From D3 on, billing has netted L6's payment: its bill is gone from the open items."""
+    return [b for b in BILLS if not (b[0] == "B6" and day >= D3)]
+
+
+PAYMENTS = {D2: [["P6", "L6", "B6", "90.00", "2026-11-16T09:00:00+08:00"]]}
 
 
 def accounts():
     return [[f"L{n}", f"客户{n}", "residential", "", f"l{n}@example.com", f"1390000000{n}", "zh-CN",
-             "", ""] for n in range(1, 6)]
+             "", ""] for n in range(1, 7)]
 
 
 @pytest.fixture
@@ -48,7 +57,7 @@ def recorded(tmp_path, monkeypatch, engine, db_url):
     """The real record: four real cycles with the default policy."""
     land, outbox = tmp_path / "landing", tmp_path / "outbox"
     for day in (D0, D1, D2, D3):
-        landing(land / day.isoformat(), accounts(), BILLS, [], [])
+        landing(land / day.isoformat(), accounts(), bills(day), PAYMENTS.get(day, []), [])
     use_database(monkeypatch, db_url, land, outbox)
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", _conn_json(db_url))
     from arrears.cycle.run import CycleRun
@@ -124,7 +133,9 @@ def test_whatif_lists_the_hand_worked_accounts_and_leaves_the_real_record_alone(
     assert summary["costs"]["lawyer_letter"] == {"unit": "60.00", "real": "60.00",
                                                  "whatif": "180.00", "delta": "120.00"}
     assert summary["dates"][0]["real"]["by_stage"] == summary["dates"][0]["whatif"]["by_stage"]
-    assert summary["seeded"]["decisions"] == 5                  # D0's real decisions
+    assert summary["seeded"]["decisions"] == 6                  # D0's real decisions
+    assert summary["seeded"]["payments"] == summary["seeded"]["payment_sightings"] == 1
+    assert [d["whatif"]["by_stage"]["current"] for d in summary["dates"]] == [0, 1, 1]
     html = (folder / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 3 and "L1" in html
     assert any("3/3" in line and "2026-11-18" in line for line in lines)  # progress per date
@@ -176,7 +187,7 @@ def recorded_sqlite(tmp_path, monkeypatch):
     db_url = f"sqlite:///{tmp_path / 'arrears.db'}"
     land, outbox = tmp_path / "landing", tmp_path / "outbox"
     for day in (D0, D1, D2, D3):
-        landing(land / day.isoformat(), accounts(), BILLS, [], [])
+        landing(land / day.isoformat(), accounts(), bills(day), PAYMENTS.get(day, []), [])
     use_database(monkeypatch, db_url, land, outbox)
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", _conn_json(db_url))
     for day in (D0, D1, D2, D3):

@@ -45,9 +45,9 @@ SEED = {
     "deliveries": "cycle_date >= :d1 AND cycle_date <= :d2",
     "extract_accounts": "cycle_date >= :d1 AND cycle_date <= :d2",
     "extract_bills": "cycle_date >= :d1 AND cycle_date <= :d2",
-    "payment_sightings": "cycle_date >= :d1 AND cycle_date <= :d2",
     "quarantine": "cycle_date >= :d1 AND cycle_date <= :d2",
     "payments": "first_seen <= :d2",
+    "payment_sightings": "cycle_date >= :d1 AND cycle_date <= :d2",
     "case_events": "first_seen <= :d2",
     "decisions": "cycle_date < :d1 AND replay = 0",
     "outbox": "cycle_date < :d1",
@@ -127,7 +127,9 @@ def seed(real: Engine, scratch: Engine, d1: date, d2: date,
     seeded, skipped = {}, []
     with real.connect() as src, scratch.begin() as dst:
         real_tables = set(inspect(src).get_table_names())
-        for table in sorted(set(inspect(dst).get_table_names()) - NOT_SEEDED):
+        dst.execute(text("PRAGMA defer_foreign_keys = ON"))  # checked at commit, whatever the order
+        mine = set(inspect(dst).get_table_names()) - NOT_SEEDED
+        for table in [t for t in SEED if t in mine] + sorted(mine - SEED.keys()):
             if table not in real_tables:
                 continue
             cols = _columns(src, table)
