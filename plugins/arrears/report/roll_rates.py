@@ -72,7 +72,7 @@ def roll_rates_png(by_stage: dict[str, dict], title: str) -> bytes:
     colours = {"moved_on": "#c44e52", "stayed": "#dd8452", "cured": "#55a868",
                "rolled_back": "#4c72b0"}
     stages = list(by_stage)
-    fig = Figure(figsize=(8, 2.6), dpi=100)
+    fig = Figure(figsize=(8, 3), dpi=100)
     axis = fig.subplots()
     left = [0.0] * len(stages)
     for outcome in OUTCOMES:
@@ -82,8 +82,8 @@ def roll_rates_png(by_stage: dict[str, dict], title: str) -> bytes:
     axis.set_xlim(0, 1)
     axis.invert_yaxis()
     axis.set_xlabel("share of account-days")
-    axis.set_title(title, fontsize=10)
-    axis.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, -0.55))
+    axis.set_title(title, fontsize=10, pad=24)
+    axis.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
