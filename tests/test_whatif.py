@@ -126,7 +126,7 @@ def test_whatif_lists_the_hand_worked_accounts_and_leaves_the_real_record_alone(
     ]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["replayed_dates"] == ["2026-11-16", "2026-11-17", "2026-11-18"]
-    assert summary["real_policy_versions"] == ["default-2026.11"]
+    assert summary["real_policy_versions"] == [load_policy("default").version]
     assert [d["whatif"]["by_action"]["lawyer_letter"] for d in summary["dates"]] == [2, 1, 0]
     assert [d["real"]["by_action"]["lawyer_letter"] for d in summary["dates"]] == [1, 0, 0]
     assert summary["totals"]["delta"]["lawyer_letter"] == 2

@@ -21,6 +21,7 @@ from arrears.ingest import ingest_delivery
 from arrears.ops.runs import record_run
 from arrears.policy import load_policy
 from arrears.policy.business_days import BusinessCalendar
+from arrears.report import roll_rates
 from arrears.report.summary import summary_block
 from arrears.settings import Settings
 
@@ -133,6 +134,7 @@ def publish(context) -> dict:
     summary = outputs.decision_counts(eng, run.cycle_date)
     summary["replay"] = run.replay
     summary["messages"] = delivery_tasks.summary_messages(eng, run.cycle_date)
+    roll_rates.record(eng, run.cycle_date)
     summary.update(summary_block(eng, run.cycle_date))  # and deltas on the day before
     path = outputs.write_summary(outbox, run.cycle_date, summary)
     log.info("published %s and %s", decisions, path)

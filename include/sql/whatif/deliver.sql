@@ -5,7 +5,9 @@ INSERT INTO outbox (idem_key, cycle_date, account_id, channel, address, language
                     template_version, body_text, content_sha256, message_id, status, attempts,
                     queued_at, sent_at, run_id, task_id)
 SELECT d.cycle_date || ':' || d.account_id || ':' || c.channel, d.cycle_date, d.account_id,
-       c.channel, CASE c.channel WHEN 'email' THEN a.email WHEN 'sms' THEN a.mobile ELSE '' END,
+       c.channel, CASE c.channel WHEN 'email' THEN a.email WHEN 'sms' THEN a.mobile
+                                 WHEN 'voice' THEN a.mobile WHEN 'wechat' THEN a.wechat_openid
+                                 WHEN 'push' THEN a.app_user_id ELSE a.service_address END,
        a.language, d.message_kinds, 'whatif', 'whatif', '', '',
        'whatif:' || d.cycle_date || ':' || d.account_id || ':' || c.channel,
        CASE WHEN r.status = 'permanent_failure' THEN 'permanent_failure' ELSE 'sent' END, 1,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
+from arrears.cycle.decide import as_date
 from arrears.db import sql
 from arrears.model import STAGES
 
@@ -25,15 +26,64 @@ def _outcome(stage: str, after: str) -> str:
     return "stayed" if step == 0 else ("moved_on" if step > 0 else "rolled_back")
 
 
+def day_transitions(conn: Connection, day: date) -> list[tuple]:
+    """(experiment_id, arm, stage, next_stage, accounts) into ``day`` from the date before it."""
+    return [tuple(r) for r in conn.execute(sql("report/roll_day.sql", conn.dialect.name),
+                                           {"d": day})]
+
+
+def record_day(conn: Connection, day: date) -> None:
+    """Count ``day``'s transitions (publish does, for D and, after a rerun of a past D, for the
+    date after it, whose pair changed)."""
+    previous = conn.execute(text("SELECT MAX(cycle_date) FROM decisions WHERE replay = 0"
+                                 " AND cycle_date < :d"), {"d": day}).scalar()
+    rows = day_transitions(conn, day)
+    conn.execute(text("DELETE FROM roll_transitions WHERE cycle_date = :d"), {"d": day})
+    conn.execute(text("DELETE FROM roll_days WHERE cycle_date = :d"), {"d": day})
+    conn.execute(text("INSERT INTO roll_days (cycle_date, previous_cycle) VALUES (:d, :p)"),
+                 {"d": day, "p": as_date(previous)})
+    if rows:
+        conn.execute(text(
+            "INSERT INTO roll_transitions (cycle_date, experiment_id, arm, stage, next_stage,"
+            " accounts) VALUES (:d, :e, :a, :s, :n, :c)"),
+            [{"d": day, "e": e, "a": a, "s": s, "n": n, "c": c} for e, a, s, n, c in rows])
+
+
+def record(engine: Engine, day: date) -> None:
+    with engine.begin() as conn:
+        record_day(conn, day)
+        following = conn.execute(text("SELECT MIN(cycle_date) FROM roll_days WHERE cycle_date > :d"),
+                                 {"d": day}).scalar()
+        if following is not None:
+            record_day(conn, as_date(following))
+
+
 def transitions(conn: Connection, start: date, end: date,
                 experiment: str | None = None) -> dict[str, dict[str, dict[str, int]]]:
-    """arm -> from-stage -> outcome -> account-days ('' is the arm of decisions outside any
-    experiment)."""
+    """arm -> from-stage -> outcome -> account-days, over the pairs whose later date lies in
+    [start, end] ('' is the arm of decisions outside any experiment). Counted days come from
+    roll_transitions; a cycle date not counted yet (before this feature, or not published) is
+    counted here on the fly."""
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for arm, stage, after, n in conn.execute(sql("report/roll_rates.sql", conn.dialect.name),
-                                             {"d": end, "start": start, "experiment": experiment}):
+
+    def add(exp: str, arm: str, stage: str, after: str, n: int) -> None:
+        if experiment is not None and exp != experiment:
+            return
         cell = out.setdefault(arm, {s: dict.fromkeys(OUTCOMES, 0) for s in FROM_STAGES})
         cell[stage][_outcome(stage, after)] += n
+
+    window = {"a": start, "b": end}
+    for row in conn.execute(text(
+            "SELECT experiment_id, arm, stage, next_stage, accounts FROM roll_transitions"
+            " WHERE cycle_date >= :a AND cycle_date <= :b"), window):
+        add(*row)
+    missing = conn.execute(text(
+        "SELECT DISTINCT d.cycle_date FROM decisions d WHERE d.replay = 0 AND d.cycle_date >= :a"
+        " AND d.cycle_date <= :b AND NOT EXISTS (SELECT 1 FROM roll_days r"
+        " WHERE r.cycle_date = d.cycle_date)"), window).all()
+    for (day,) in missing:
+        for row in day_transitions(conn, as_date(day)):
+            add(*row)
     return out
 
 

@@ -49,6 +49,7 @@ SEED = {
     "payments": "first_seen <= :d2",
     "payment_sightings": "cycle_date >= :d1 AND cycle_date <= :d2",
     "case_events": "first_seen <= :d2",
+    "channel_opt_outs": "opted_out_on <= :d2",     # customers' replies: what they really said
     "decisions": "cycle_date < :d1 AND replay = 0",
     "outbox": "cycle_date < :d1",
     "disconnection_notices": "served_on < :d1",
@@ -59,7 +60,9 @@ SEED = {
 }
 # Not needed to decide (recomputed, or bookkeeping of the real runs); any other table that has a
 # cycle_date is seeded with its rows before D1, and the rest is left out (listed in summary.json).
-NOT_SEEDED = {"schema_migrations", "staged_bills", "decision_bills", "cycle_runs"}
+NOT_SEEDED = {"schema_migrations", "staged_bills", "decision_bills", "cycle_runs",
+              "audit_entries", "audit_chain_head", "channel_receipts", "roll_days",
+              "roll_transitions"}
 CHUNK = 20_000
 
 
