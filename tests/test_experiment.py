@@ -148,10 +148,10 @@ def test_each_arm_decides_its_accounts_and_the_contact_limits_bind_the_challenge
         late = [m for m in by_account[account] if m[0] >= START + timedelta(days=3)]
         assert not late
 
-    # decisions.csv carries the arm (publish's writer), in the contract's column order plus arm.
+    # decisions.csv carries the arm after the segment (publish's writer).
     from arrears.cycle.outputs import write_decisions_csv
     header, first = write_decisions_csv(engine, outbox, DAYS[-1]).read_text().splitlines()[:2]
-    assert header == "account_id,stage,dpd,outstanding,late_fee,actions,holds,arm"
+    assert header == "account_id,stage,dpd,outstanding,late_fee,actions,holds,segment,arm"
     assert first.endswith("," + arm_of("exp-fast", first.split(",")[0], 0.5))
 
 
