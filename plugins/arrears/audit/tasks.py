@@ -44,5 +44,11 @@ def report(context) -> dict:
     run = orchestration.run_from_context(context)
     path, facts = write_cycle_report(orchestration.engine(), orchestration.settings().outbox,
                                      run.cycle_date)
+    if not run.replay:  # a replay never alerts about today
+        from arrears.batches.objections import alert_overdue
+        from arrears.policy import load_policy
+        portfolio = (context.get("params") or {}).get("portfolio", "default")
+        facts["objection_alerts"] = alert_overdue(orchestration.engine(), run.cycle_date,
+                                                  load_policy(portfolio))
     log.info("report summary: %s", {"report": str(path), **facts})
     return {"report": str(path), **facts}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from arrears.batches.store import MANIFEST, Batch, as_storage_path, sha256
 from arrears.cycle.outputs import csv_bytes
@@ -66,6 +66,7 @@ class Layout:
     reporter: dict
     account_status: tuple[tuple[int, str], ...]
     records: dict[str, tuple[Field, ...]]
+    paid_status: str = "13"
 
     def status_for(self, dpd: int) -> str:
         return next((code for days, code in self.account_status if dpd >= days), "")
@@ -106,7 +107,7 @@ def load_layout(name_or_path: str | Path | None = None) -> Layout:
         layout = Layout(str(raw["name"]), length, str(raw["encoding"]),
                         str(raw.get("record_separator", "\n")).encode("ascii"),
                         str(raw["date_format"]), str(raw["file_name"]), dict(raw.get("reporter", {})),
-                        status, records)
+                        status, records, str(raw.get("paid", {}).get("account_status", "13")))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, LayoutError):
             raise
@@ -169,7 +170,8 @@ def build_file(cycle_date: date, accounts: list[dict], layout: Layout) -> bytes:
     details = []
     for n, account in enumerate(accounts, start=1):
         data = {**reporter, **account, "cycle_date": cycle_date, "sequence": n,
-                "account_status": layout.status_for(account["dpd"])}
+                "account_status": layout.paid_status if account.get("paid")
+                else layout.status_for(account["dpd"])}
         record = encode_record("detail", data, layout)
         records.append(record)
         details.append(decode_record("detail", record, layout))
@@ -270,7 +272,11 @@ def verify_manifest(folder, file_name: str, data: bytes, parsed: BureauFile, lay
 
 # -- the day's batch -------------------------------------------------------------------------
 
-def report_accounts(engine: Engine, cycle_date: date) -> list[dict]:
+DISPUTED = "XB"  # the compliance condition of an account under an open objection (Metro 2)
+
+
+def report_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset()) -> list[dict]:
+    """D's credit-report records; ``disputed``: accounts under an open bureau objection."""
     from arrears.cycle.decide import as_date
     with engine.connect() as conn:
         rows = conn.execute(sql("batches/credit_report.sql", conn.dialect.name),
@@ -288,8 +294,40 @@ def report_accounts(engine: Engine, cycle_date: date) -> list[dict]:
         out.append({"account_id": aid, "holder_name": holder, "service_address": address,
                     "customer_class": cls, "dpd": dpd, "outstanding_fen": outstanding,
                     "late_fee_fen": fee, "past_due_fen": past_due,
+                    # An open bureau objection (CONTRACT §8) flags the record as disputed.
+                    "compliance_condition": DISPUTED if aid in disputed else "",
                     # the first day the oldest unpaid bill was late
                     "first_delinquency": oldest + timedelta(days=1) if oldest else None})
+    return out
+
+
+def _disputed(engine: Engine, cycle_date: date) -> set[str]:
+    """Accounts under an open credit-bureau objection on D (CONTRACT §8)."""
+    from arrears.batches.objections import open_objections
+    from arrears.policy import load_policy
+    with engine.connect() as conn:
+        return {o.account_id for o in open_objections(conn, cycle_date, load_policy())}
+
+
+def paid_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset()) -> list[dict]:
+    """Accounts reported before and paid in full since (CONTRACT §8): a zero-balance "paid"
+    record in the first file of a later calendar month than their last report."""
+    from arrears.cycle.decide import as_date
+    out = []
+    with engine.connect() as conn:
+        for aid, last in conn.execute(sql("batches/paid_after_report.sql", conn.dialect.name),
+                                      {"d": cycle_date}).all():
+            last = as_date(last)
+            if (last.year, last.month) >= (cycle_date.year, cycle_date.month):
+                continue  # the month's file already carried it: the next month's reports it paid
+            holder, address, cls = conn.execute(text(
+                "SELECT holder_name, service_address, customer_class FROM extract_accounts"
+                " WHERE account_id = :a AND cycle_date <= :d ORDER BY cycle_date DESC LIMIT 1"),
+                {"a": aid, "d": cycle_date}).one()
+            out.append({"account_id": aid, "holder_name": holder, "service_address": address,
+                        "customer_class": cls, "dpd": 0, "outstanding_fen": 0, "late_fee_fen": 0,
+                        "past_due_fen": 0, "first_delinquency": None, "paid": True,
+                        "compliance_condition": DISPUTED if aid in disputed else ""})
     return out
 
 
@@ -304,7 +342,10 @@ def write_credit_report(engine: Engine, day_folder, cycle_date: date, replay: bo
                         layout: Layout | None = None) -> ReportBatch:
     """``<day_folder>/credit_report/``: the bureau file and its manifest, published whole."""
     layout = layout or load_layout()
-    accounts = report_accounts(engine, cycle_date)
+    disputed = _disputed(engine, cycle_date)
+    accounts = report_accounts(engine, cycle_date, disputed)
+    paid = paid_accounts(engine, cycle_date, disputed)
+    accounts = sorted(accounts + paid, key=lambda a: a["account_id"].encode())
     data = build_file(cycle_date, accounts, layout)
     verify(data, layout)  # never hand over a file our own reader rejects
     name = layout.name_for(cycle_date)
@@ -313,6 +354,13 @@ def write_credit_report(engine: Engine, day_folder, cycle_date: date, replay: bo
         rows = [(a["account_id"], name, n, format_fen(a["outstanding_fen"]), digest)
                 for n, a in enumerate(accounts, start=2)]  # record 1 is the header
         final = batch.commit(csv_bytes(MANIFEST_COLUMNS, rows))
+    if paid and not replay:  # a replay never writes over the real record
+        with engine.begin() as conn:
+            for a in paid:
+                conn.execute(text("DELETE FROM bureau_paid_reports WHERE account_id = :a"
+                                  " AND cycle_date = :d"), {"a": a["account_id"], "d": cycle_date})
+                conn.execute(text("INSERT INTO bureau_paid_reports (account_id, cycle_date)"
+                                  " VALUES (:a, :d)"), {"a": a["account_id"], "d": cycle_date})
     total = sum(a["outstanding_fen"] for a in accounts)
     return ReportBatch(len(accounts), format_fen(total), str(final / name))
 

@@ -45,6 +45,8 @@ class Policy:
     winter_months: frozenset[int]
     disconnection_daily_cap: int
     plan_grace_days: int = 5        # an instalment unpaid this long after its due date breaks the plan
+    objection_answer_days: int = 20     # a bureau objection must be answered within this
+    objection_alert_after_days: int = 15  # ops are alerted once one is open longer than this
     # Local calendar overrides for disconnection dates (ISO dates), where the library lacks them.
     extra_holidays: tuple[str, ...] = ()
     extra_workdays: tuple[str, ...] = ()
@@ -145,6 +147,9 @@ def policy_from_dict(raw: dict) -> Policy:
             winter_months=frozenset(int(m) for m in d["winter_months"]),
             disconnection_daily_cap=int(d["daily_cap"]),
             plan_grace_days=int(raw.get("payment_plan", {}).get("grace_days", 5)),
+            objection_answer_days=int(raw.get("bureau_objection", {}).get("answer_days", 20)),
+            objection_alert_after_days=int(
+                raw.get("bureau_objection", {}).get("alert_after_days", 15)),
             extra_holidays=tuple(str(x) for x in d.get("extra_holidays", ())),
             extra_workdays=tuple(str(x) for x in d.get("extra_workdays", ())),
             channel_slots=_channel_slots(raw, rules),

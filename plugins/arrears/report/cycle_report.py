@@ -147,6 +147,17 @@ def _rows(today: dict, before: dict | None, names) -> list[dict]:
     return rows
 
 
+def open_bureau_objections(engine: Engine, cycle_date: date) -> list[dict]:
+    """Objections open on D with the days left of the 20 to answer them (CONTRACT §8)."""
+    from arrears.batches.objections import open_objections
+    from arrears.policy import load_policy
+    with engine.connect() as conn:
+        found = open_objections(conn, cycle_date, load_policy())
+    return [{"account_id": o.account_id, "raised_on": o.objection.raised_on.isoformat(),
+             "day": o.objection.day, "days_left": o.objection.days_left,
+             "alert": o.objection.alert} for o in found]
+
+
 def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
     facts = cycle_facts(engine, cycle_date)
     prev_date = previous_cycle(engine, cycle_date)
@@ -159,6 +170,7 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
     experiments = [experiment_report(engine, e, cycle_date) for e in experiment_ids(engine, cycle_date)]
     rolls_png = base64.b64encode(roll_rates.roll_rates_png(
         rolls, f"Roll rates, {cycle_date:%Y-%m-01} to {cycle_date}")).decode("ascii")
+    objections = open_bureau_objections(engine, cycle_date)
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "report"),
                       autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
     sections = [(title, _rows(facts[key], prev[key] if prev else None, names))
@@ -173,11 +185,13 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
         replay=facts["replay"], sections=sections, quarantine=quarantine, messages=msgs,
         message_states=MESSAGE_STATES, batches=batches, ageing_png=png,
         roll_rates=rolls, roll_outcomes=roll_rates.OUTCOMES, roll_rates_png=rolls_png,
-        month_start=cycle_date.replace(day=1).isoformat(), experiments=experiments)
+        month_start=cycle_date.replace(day=1).isoformat(), experiments=experiments,
+        objections=objections)
     summary = {"accounts": facts["accounts"], "quarantined": len(quarantine),
                "previous_cycle": prev_date.isoformat() if prev_date else None,
                "messages": {c: {s: n for s, n in v.items() if n} for c, v in (msgs or {}).items()},
-               "batches": {b["batch"]: b["sha256"] for b in batches}}
+               "batches": {b["batch"]: b["sha256"] for b in batches},
+               "open_bureau_objections": objections}
     return html, summary
 
 
