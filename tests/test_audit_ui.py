@@ -17,6 +17,7 @@ from arrears.audit.trail import Entry
 
 CHROMIUM = "/usr/bin/chromium"
 USER, PASSWORD = "auditor", "Audit-Pass-2026"
+OPERATOR, OPERATOR_PASSWORD = "operator", "Op-Pass-2026"  # role op: runs DAGs, not an auditor
 SCREENSHOT = os.environ.get("ARREARS_SCREENSHOT")  # set to refresh docs/img/auditor_page.png
 
 
@@ -56,7 +57,8 @@ def api_server(tmp_path_factory, airflow_home):
     tmp = tmp_path_factory.mktemp("ui")
     db = tmp / "arrears.db"
     _seed(db)
-    with running_api_server(tmp, db, {USER: ("viewer", PASSWORD)}) as base:
+    with running_api_server(tmp, db, {USER: ("viewer", PASSWORD),
+                                      OPERATOR: ("op", OPERATOR_PASSWORD)}) as base:
         yield base
 
 
@@ -92,6 +94,38 @@ def test_token_from_airflow_opens_the_api(api_server):
     assert got["steps"][3]["log_url"] == ("/dags/arrears_collection_cycle/runs/"
                                           "scheduled__2026-11-18T00%3A30%3A00%2B00%3A00/tasks/"
                                           "dispatch_messages?try_number=2")
+
+
+def _token(base: str, user: str, password: str) -> str:
+    body = json.dumps({"username": user, "password": password}).encode()
+    return json.load(urllib.request.urlopen(urllib.request.Request(
+        base + "/auth/token", data=body, headers={"Content-Type": "application/json"})))["access_token"]
+
+
+def test_a_user_without_an_auditor_role_is_refused(api_server):
+    token = _token(api_server, OPERATOR, OPERATOR_PASSWORD)
+    bearer = {"Authorization": f"Bearer {token}"}
+    # The token is good: Airflow's own API lets the operator in ...
+    assert urllib.request.urlopen(urllib.request.Request(
+        api_server + "/api/v2/dags", headers=bearer)).status == 200
+    # ... the audit trail does not, neither its JSON routes nor its page (cookie as the UI sets).
+    opener = urllib.request.build_opener(_NoRedirect)
+    for path in ("/arrears-audit/api/accounts/A6", "/arrears-audit/api/verify"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(urllib.request.Request(api_server + path, headers=bearer))
+        assert err.value.code == 403
+        assert "op" in json.load(err.value)["detail"]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        opener.open(urllib.request.Request(api_server + "/arrears-audit/?account=A6",
+                                           headers={"Cookie": f"_token={token}"}))
+    assert err.value.code == 403
+    page = err.value.read().decode()
+    assert "auditor" in page and "decision" not in page and "escalation" not in page
+    # The viewer-role auditor with the same kind of cookie sees the page.
+    ok = opener.open(urllib.request.Request(
+        api_server + "/arrears-audit/?account=A6",
+        headers={"Cookie": f"_token={_token(api_server, USER, PASSWORD)}"}))
+    assert ok.status == 200 and "escalation" in ok.read().decode()
 
 
 def test_browser_logs_in_searches_and_sees_the_timeline(api_server):

@@ -41,11 +41,11 @@ def audit_account(args) -> int:
 
 
 def audit_verify(args) -> int:
-    from arrears.audit.trail import verify
+    from arrears.audit import checkpoint
     with _engine().connect() as conn:
-        result = verify(conn)
-    print(result.describe())
-    return 0 if result.ok else 1
+        check = checkpoint.verify_full(conn) if args.full else checkpoint.verify_daily(conn)
+    print(check.describe())
+    return 0 if check.ok else 1
 
 
 def audit_cycle(args) -> int:
@@ -71,7 +71,10 @@ def _setup_audit(parser: argparse.ArgumentParser) -> None:
     p.add_argument("account_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=audit_account)
-    p = sub.add_parser("verify", help="check the audit trail's hash chain")
+    p = sub.add_parser("verify", help="check the audit trail's hash chain from the last "
+                       "checkpoint (--full: from the first entry, and every checkpoint)")
+    p.add_argument("--full", action="store_true",
+                   help="read the whole chain and check every checkpoint and its anchor file")
     p.set_defaults(func=audit_verify)
     p = sub.add_parser("cycle", help="what the audit trail holds for one cycle date")
     p.add_argument("cycle_date", type=_date)

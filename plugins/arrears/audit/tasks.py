@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 
 from arrears import orchestration
-from arrears.audit import sweep, trail
+from arrears.audit import checkpoint, sweep, trail
+from arrears.batches.store import outbox_root
 
 log = logging.getLogger("arrears.audit")
 
@@ -23,14 +24,19 @@ def audit(context) -> dict:
     with engine.begin() as conn:
         found, sources = sweep.collect(conn, run, orchestration.settings().outbox, decide_try)
         added = trail.append_entries(conn, found)
-    with engine.connect() as conn:
-        check = trail.verify(conn)
+    # From the last checkpoint, then a new one anchored in the day's outbox (not by a replay,
+    # which never writes into the real day folder).
+    with engine.begin() as conn:
+        check = checkpoint.verify_daily(conn)
+        made = None if run.replay else checkpoint.write(conn, outbox_root(), run.cycle_date, check)
     by_kind: dict[str, int] = {}
     for entry in found:
         by_kind[entry.kind] = by_kind.get(entry.kind, 0) + 1
     summary = {"cycle_date": run.cycle_date.isoformat(), "seen": len(found), "appended": added,
                "already_recorded": len(found) - added, "by_kind": by_kind, "sources": sources,
-               "chain_ok": check.ok, "chain_entries": check.entries}
+               "chain_ok": check.ok, "chain_verification": check.mode,
+               "chain_entries_read": check.result.entries,
+               "checkpoint": made.seq if made else None}
     log.info("audit summary: %s", summary)
     if not check.ok:
         from airflow.sdk.exceptions import AirflowFailException

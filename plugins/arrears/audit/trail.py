@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 
 GENESIS = "0" * 64
 KINDS = ("decision", "message", "batch_file", "notice", "proposal", "approval", "order",
-         "disconnection_event", "quarantine", "cycle", "case_event")
+         "disconnection_event", "quarantine", "cycle", "case_event", "retention")
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,8 @@ def entries(conn: Connection, *, account_id: str | None = None, cycle_date: date
     return [_recorded(r) for r in conn.execute(text(sql + " ORDER BY seq"), params)]
 
 
-def _raw_chain(conn: Connection, batch: int = 5000) -> Iterator[tuple]:
-    last = 0
+def _raw_chain(conn: Connection, after_seq: int = 0, batch: int = 5000) -> Iterator[tuple]:
+    last = after_seq
     while True:
         rows = conn.execute(text(f"SELECT {_COLUMNS} FROM audit_entries WHERE seq > :s"
                                  f" ORDER BY seq LIMIT {batch}"), {"s": last}).all()
@@ -216,11 +216,18 @@ def _raw_chain(conn: Connection, batch: int = 5000) -> Iterator[tuple]:
         last = rows[-1][0]
 
 
-def verify(conn: Connection) -> Verification:
-    """Walk the chain from the start; the first entry whose link does not hold is reported."""
-    prev, expected_seq, count = GENESIS, 1, 0
+def head(conn: Connection) -> tuple[int, str]:
+    seq, h = conn.execute(_READ_HEAD).one()
+    return int(seq), h
+
+
+def verify(conn: Connection, *, after_seq: int = 0, after_hash: str = GENESIS) -> Verification:
+    """Walk the chain from the start, or from a verified checkpoint (``after_seq`` whose hash
+    is ``after_hash``: only the entries after it are read); the first entry whose link does
+    not hold is reported. ``entries`` counts the entries read."""
+    prev, expected_seq, count = after_hash, after_seq + 1, 0
     for (seq, key, kind, account, day, run_id, task_id, try_number, payload, at, prev_hash,
-         stored) in _raw_chain(conn):
+         stored) in _raw_chain(conn, after_seq):
         count += 1
         if int(seq) != expected_seq:
             return Verification(False, count, expected_seq,
@@ -235,9 +242,9 @@ def verify(conn: Connection) -> Verification:
             return Verification(False, count, int(seq),
                                 f"its content does not match its hash (key {key})")
         prev, expected_seq = stored, expected_seq + 1
-    head_seq, head_hash = conn.execute(_READ_HEAD).one()
-    if int(head_seq) != expected_seq - 1 or head_hash != prev:
+    head_seq, head_hash = head(conn)
+    if head_seq != expected_seq - 1 or head_hash != prev:
         return Verification(False, count, expected_seq,
                             f"the chain ends at #{expected_seq - 1} but its head names "
-                            f"#{head_seq} (entries were cut off the end)", int(head_seq))
-    return Verification(True, count, head_seq=int(head_seq))
+                            f"#{head_seq} (entries were cut off the end)", head_seq)
+    return Verification(True, count, head_seq=head_seq)

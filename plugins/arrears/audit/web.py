@@ -3,10 +3,12 @@
 Plugin FastAPI apps are mounted on the api-server without Airflow's authentication, so every
 route here depends on Airflow's own ``get_user``: a valid Airflow JWT from the
 ``Authorization: Bearer`` header or the ``_token`` cookie the UI sets. The page itself sends a
-browser without one to Airflow's login page; the JSON routes answer 401/403.
+browser without one to Airflow's login page; the JSON routes answer 401/403. A logged-in user
+whose Airflow role is not an auditor's (``arrears_auditor_roles``) is refused with 403.
 """
 from __future__ import annotations
 
+from html import escape
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -37,6 +39,48 @@ async def current_user(request: Request):
     scheme, _, token = header.partition(" ")
     bearer = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None
     return await get_user(request, None, bearer)
+
+
+# Read-only auditors (and admins) only: the operators who run the cycle and the supervisors who
+# approve disconnections do not audit themselves. The page itself approves nothing.
+AUDITOR_ROLES_VARIABLE = "arrears_auditor_roles"
+DEFAULT_AUDITOR_ROLES = "auditor,viewer,admin"
+
+
+def auditor_roles() -> frozenset[str]:
+    from arrears.settings import get_variable
+    value = get_variable(AUDITOR_ROLES_VARIABLE) or DEFAULT_AUDITOR_ROLES
+    return frozenset(r.strip().lower() for r in value.split(",") if r.strip())
+
+
+def user_roles(user) -> frozenset[str]:
+    """The user's Airflow role names: SimpleAuthManager users have one ``role``; FAB users a
+    list of ``roles`` (objects with a ``name``)."""
+    names = []
+    if getattr(user, "role", None):
+        names.append(str(user.role))
+    for role in getattr(user, "roles", None) or ():
+        names.append(str(getattr(role, "name", role)))
+    return frozenset(n.lower() for n in names)
+
+
+def refusal(user) -> str:
+    """Why this user may not read the audit trail, or "" when they may."""
+    allowed = auditor_roles()
+    if user_roles(user) & allowed:
+        return ""
+    have = ", ".join(sorted(user_roles(user))) or "no role"
+    return (f"the audit trail is for the Airflow roles {', '.join(sorted(allowed))}; "
+            f"{user.get_name()} has {have}: ask an Airflow admin for an auditor role "
+            f"(variable {AUDITOR_ROLES_VARIABLE} lists the roles)")
+
+
+async def auditor(request: Request):
+    """A logged-in user with an auditor role; 401 without login, 403 with another role."""
+    user = await current_user(request)
+    if reason := refusal(user):
+        raise HTTPException(status_code=403, detail=reason)
+    return user
 
 
 def _engine():
@@ -76,6 +120,9 @@ async def page(request: Request, account: str = ""):
         from airflow.api_fastapi.app import get_auth_manager
         login = get_auth_manager().get_url_login(next_url=str(request.url))
         return RedirectResponse(login, status_code=303)
+    if reason := refusal(user):
+        return HTMLResponse(f"<!doctype html><title>Audit trail: not allowed</title><p>{escape(reason)}</p>",
+                            status_code=403)
     account = account.strip()
     steps = timeline_json(account) if account else []
     html = _templates.get_template("auditor_page.html").render(
@@ -84,14 +131,16 @@ async def page(request: Request, account: str = ""):
 
 
 @app.get("/api/accounts/{account_id}")
-async def account_api(account_id: str, user=Depends(current_user)):
+async def account_api(account_id: str, user=Depends(auditor)):
     return JSONResponse({"account_id": account_id, "steps": timeline_json(account_id)})
 
 
 @app.get("/api/verify")
-async def verify_api(user=Depends(current_user)):
-    from arrears.audit.trail import verify
+async def verify_api(full: bool = False, user=Depends(auditor)):
+    from arrears.audit import checkpoint
     with _engine().connect() as conn:
-        result = verify(conn)
+        check = checkpoint.verify_full(conn) if full else checkpoint.verify_daily(conn)
+    result = check.result
     return {"ok": result.ok, "entries": result.entries, "first_broken_seq": result.first_broken_seq,
-            "problem": result.problem}
+            "problem": result.problem, "mode": check.mode,
+            "since_seq": check.since.seq if check.since else None, "note": check.note}

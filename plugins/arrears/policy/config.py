@@ -238,3 +238,9 @@ def load_policy(portfolio: str = "default", policy_dir: Path = POLICY_DIR) -> Po
         check_challenger(policy, challenger)
         policy = replace(policy, experiment=replace(exp, challenger_policy=challenger))
     return policy
+
+
+def raw_policy(portfolio: str = "default", policy_dir: Path = POLICY_DIR) -> dict:
+    """The portfolio's policy as parsed TOML, for sections read by their own modules
+    (``[retention]``: arrears.policy.retention)."""
+    return _read_portfolio(portfolio, policy_dir)
