@@ -131,6 +131,39 @@ def _setup_experiment(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=experiment_report)
 
 
+def retention(args) -> int:
+    from arrears.batches.store import outbox_root
+    from arrears.policy.retention import load_retention
+    from arrears.retention import purge
+    rules = load_retention(args.portfolio)
+    print(f"retention as of {args.as_of} (policy {args.portfolio}: contact evidence "
+          f"{rules.contact_evidence_years} y, negative credit {rules.negative_credit_years} y, "
+          f"raw quarantined rows {rules.quarantine_raw_days} d){' - dry run' if args.dry_run else ''}",
+          file=sys.stderr)
+    summary = purge.run(_engine(), outbox_root(), args.as_of, rules, dry_run=args.dry_run,
+                        run_id=f"cli:{args.as_of}", task_id="arrears retention")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    verb = "would purge" if args.dry_run else "purged"
+    for category in purge.CATEGORIES:
+        cutoff = summary["cutoffs"].get(category)
+        print(f"{category:<16} {verb} {summary['purged'][category]:>8}"
+              + (f"   (dated on or before {cutoff})" if cutoff else ""))
+    if not args.dry_run:
+        print(f"audit trail: {summary['audit_entries']} retention entries appended")
+    return 0
+
+
+def _setup_retention(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as-of", type=_date, required=True, dest="as_of",
+                        help="the day the retention periods are counted to (YYYY-MM-DD)")
+    parser.add_argument("--dry-run", action="store_true", help="count only, purge nothing")
+    parser.add_argument("--portfolio", default="default", help="policy file (include/policy/)")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=retention)
+
+
 def _delegate(module: str):
     """A subcommand that hands its arguments to ``<module>.main(argv)``."""
     def setup(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +186,8 @@ COMMANDS = [
      _delegate("arrears.batches.bureau")),
     ("manifest", "verify a batch folder against its manifest: manifest verify <folder>",
      _delegate("arrears.batches.manifest")),
+    ("retention", "purge what the retention policy no longer keeps: retention --as-of D "
+     "[--dry-run]", _setup_retention),
 ]
 
 

@@ -74,6 +74,12 @@ def describe(entry: trail.Recorded) -> tuple[str, str]:
         what = f"{p.get('event')}: {p.get('run_type')} run"
         return what, ("replay: contacts nobody" if p.get("replay") else
                       "allow_contact: live backfill" if p.get("allow_contact") else "live run")
+    if entry.kind == "retention":
+        if p.get("category") == "personal_data":
+            return (f"personal data purged (left the extract on {p.get('left_extract_on')}, "
+                    f"kept until {p.get('kept_until')})", f"retention: {p.get('rule')}")
+        return (f"retention purged {p.get('purged')} {p.get('category')} "
+                f"(dated on or before {p.get('cutoff')})", f"retention: {p.get('rule')}")
     return entry.kind, ""
 
 

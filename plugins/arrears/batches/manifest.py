@@ -1,18 +1,22 @@
 """A batch's ``manifest.csv``: which file belongs to which account, with its sha256.
 
 Auditors check a batch with ``python -m arrears.batches.manifest verify <batch folder>``: every
-listed file must exist with the listed hash, and no file may sit in the folder unlisted.
+listed file must exist with the listed hash, and no file may sit in the folder unlisted. A file
+purged under retention counts when its ``<name>.purged.json`` names the listed hash.
 """
 from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
 
-from arrears.batches.store import MANIFEST, REPLAY_MARKER, as_storage_path, sha256
+from arrears.batches.store import (
+    MANIFEST, PURGED_SUFFIX, REPLAY_MARKER, as_storage_path, sha256,
+)
 
 
 class ManifestError(ValueError):
@@ -27,6 +31,16 @@ def read_manifest(folder: ObjectStoragePath) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8"))))
 
 
+def _purged_sha256(record) -> str | None:
+    """The sha256 a retention purge recorded for the file it removed (None: no such record)."""
+    if not record.exists():
+        return None
+    try:
+        return str(json.loads(record.read_bytes())["sha256"])
+    except (ValueError, KeyError, TypeError):
+        return "(unreadable purge record)"
+
+
 def verify(folder: ObjectStoragePath | str | Path) -> list[dict[str, str]]:
     """The manifest's rows, once every file matches; raises ManifestError listing every problem."""
     folder = as_storage_path(folder)
@@ -39,10 +53,17 @@ def verify(folder: ObjectStoragePath | str | Path) -> list[dict[str, str]]:
     for name, expected in sorted(listed.items()):
         member = folder / name
         if not member.exists():
-            problems.append(f"{name}: listed but missing")
+            purged = _purged_sha256(folder / (name + PURGED_SUFFIX))
+            if purged is None:
+                problems.append(f"{name}: listed but missing")
+            elif purged != expected:
+                problems.append(f"{name}: purged, and its record says sha256 {purged} but the "
+                                f"manifest says {expected}")
         elif (actual := sha256(member.read_bytes())) != expected:
             problems.append(f"{name}: sha256 {actual} but the manifest says {expected}")
     for member in folder.iterdir():
+        if member.name.endswith(PURGED_SUFFIX) and member.name[:-len(PURGED_SUFFIX)] in listed:
+            continue
         if member.name not in listed and member.name not in (MANIFEST, REPLAY_MARKER):
             problems.append(f"{member.name}: in the folder but not in the manifest")
     if problems:

@@ -27,6 +27,8 @@ from arrears.settings import get_variable
 
 MANIFEST = "manifest.csv"
 REPLAY_MARKER = "REPLAY"
+# A file purged under retention (arrears.retention) leaves <name>.purged.json with its sha256.
+PURGED_SUFFIX = ".purged.json"
 REPLAY_FOLDER = "replay"
 REPLAY_NOTE = ("This batch was produced by a replay (backfill) of cycle date {d}. Nothing in it "
                "was sent; do not hand it over.\n")

@@ -1,0 +1,1 @@
+"""Retention and purge of personal data (CONTRACT §9): see arrears.retention.purge."""
