@@ -17,12 +17,18 @@ from pathlib import Path
 
 from sqlalchemy import Connection, inspect, text
 
+from arrears.audit.pii import mask_text
 from arrears.audit.trail import Entry, canonical
 from arrears.cycle.decide import as_date
 from arrears.cycle.run import CycleRun
 
 # Messages change state after their cycle date (deferred to the next window, retried): look back.
 MESSAGE_LOOKBACK_DAYS = 7
+# Disconnection records change after their date (a supervisor answers late, an order is released
+# up to notice_valid_days after the earliest date, a notice closes weeks after service): the
+# sweep reads records dated from this many days before the last checkpointed audit, so its cost
+# stays flat with the years instead of re-reading every record since the start.
+SWEEP_WINDOW_DAYS = 45
 BATCHES = ("lawyer_letters", "credit_report")
 
 
@@ -79,7 +85,8 @@ def message_entries(conn: Connection, run: CycleRun) -> Iterator[Entry]:
                     payload={"channel": channel, "kinds": _split(kinds), "template": template,
                              "template_version": version, "content_sha256": sha,
                              "message_id": message_id, "outcome": status, "attempts": attempts,
-                             "error": (error or "")[:200] if status != "sent" else "",
+                             # A gateway's error can quote the address: masked.
+                             "error": mask_text((error or "")[:200]) if status != "sent" else "",
                              "sent_at": sent_at or ""})
 
 
@@ -123,23 +130,38 @@ def batch_entries(outbox: Path, run: CycleRun) -> Iterator[Entry]:
                             try_number=0, payload=payload)
 
 
-def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str]) -> Iterator[Entry]:
-    """Notices, proposals, approvals, orders and the disconnection log up to D. Approvals and
-    orders come from the release DAG, so each cycle's sweep picks up what was released since."""
-    d = {"d": run.cycle_date}
+def sweep_since(conn: Connection, cycle_date: date) -> date:
+    """The oldest record date the sweep of D reads: the window before the last checkpoint
+    anchored before D (or before D, when that is older); everything when the trail has no
+    checkpoint yet (the first sweep after an upgrade catches up once)."""
+    from arrears.audit.checkpoint import latest_before
+    cp = latest_before(conn, cycle_date)
+    if cp is None:
+        return date(1, 1, 1)
+    return min(cp.cycle_date, cycle_date) - timedelta(days=SWEEP_WINDOW_DAYS)
+
+
+def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str],
+                          since: date = date(1, 1, 1)) -> Iterator[Entry]:
+    """Notices, proposals, approvals, orders and the disconnection log dated from ``since`` up
+    to D. Approvals and orders come from the release DAG, so each cycle's sweep picks up what
+    was released since."""
+    d = {"d": run.cycle_date, "since": since}
     # Who served or closed a notice: the disconnection log names the run, task and try.
     acted: dict[tuple[str, str], tuple[str, str, int]] = {}
     if "disconnection_log" in tables:
         for notice, event, run_id, task_id, try_number in conn.execute(text(
                 "SELECT notice_id, event, run_id, task_id, try_number FROM disconnection_log"
                 " WHERE event IN ('notice_served', 'notice_cancelled') AND cycle_date <= :d"
+                " AND cycle_date >= :since"
                 " ORDER BY cycle_date"), d).all():
             acted.setdefault((notice, "closed" if event == "notice_cancelled" else "served"),
                              (run_id, task_id, try_number))
     if "disconnection_notices" in tables:
         for notice, account, served, earliest, closed, reason in conn.execute(text(
                 "SELECT notice_id, account_id, served_on, earliest_disconnection, closed_on,"
-                " closed_reason FROM disconnection_notices WHERE served_on <= :d"), d).all():
+                " closed_reason FROM disconnection_notices WHERE served_on <= :d"
+                " AND (served_on >= :since OR closed_on >= :since)"), d).all():
             state = f"closed/{as_date(closed)}" if closed else "served"
             run_id, task_id, try_number = acted.get(
                 (notice, "closed" if closed else "served"), (run.run_id, run.task_id, 0))
@@ -153,7 +175,7 @@ def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str]) -> 
         for row in conn.execute(text(
                 "SELECT cycle_date, notice_id, account_id, outstanding_fen, earliest_disconnection,"
                 " run_id, task_id, try_number FROM disconnection_proposals"
-                " WHERE cycle_date <= :d"), d).all():
+                " WHERE cycle_date <= :d AND cycle_date >= :since"), d).all():
             yield Entry(key=f"proposal/{as_date(row[0])}/{row[1]}", kind="proposal",
                         account_id=row[2], cycle_date=as_date(row[0]), run_id=row[5],
                         task_id=row[6], try_number=row[7],
@@ -163,7 +185,7 @@ def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str]) -> 
         for row in conn.execute(text(
                 "SELECT approval_id, cycle_date, outcome, responded_by, responded_at, proposals,"
                 " amount_fen, run_id, task_id, try_number FROM disconnection_approvals"
-                " WHERE cycle_date <= :d"), d).all():
+                " WHERE cycle_date <= :d AND cycle_date >= :since"), d).all():
             yield Entry(key=f"approval/{row[0]}/{row[2]}", kind="approval",
                         cycle_date=as_date(row[1]), run_id=row[7], task_id=row[8],
                         try_number=row[9],
@@ -174,7 +196,7 @@ def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str]) -> 
         for row in conn.execute(text(
                 "SELECT order_id, notice_id, account_id, cycle_date, released_on, approved_by,"
                 " approval_id, run_id, task_id, try_number FROM disconnection_orders"
-                " WHERE released_on <= :d"), d).all():
+                " WHERE released_on <= :d AND released_on >= :since"), d).all():
             yield Entry(key=f"order/{row[0]}", kind="order", account_id=row[2],
                         cycle_date=as_date(row[4]), run_id=row[7], task_id=row[8],
                         try_number=row[9],
@@ -184,7 +206,8 @@ def disconnection_entries(conn: Connection, run: CycleRun, tables: set[str]) -> 
     if "disconnection_log" in tables:
         for row in conn.execute(text(
                 "SELECT event_id, event, cycle_date, account_id, notice_id, detail, run_id,"
-                " task_id, try_number FROM disconnection_log WHERE cycle_date <= :d"), d).all():
+                " task_id, try_number FROM disconnection_log WHERE cycle_date <= :d"
+                " AND cycle_date >= :since"), d).all():
             yield Entry(key=f"disconnection_event/{row[0]}", kind="disconnection_event",
                         account_id=row[3], cycle_date=as_date(row[2]), run_id=row[6],
                         task_id=row[7], try_number=row[8],
@@ -236,8 +259,9 @@ def collect(conn: Connection, run: CycleRun, outbox: Path, decide_try: int = 0
     found += batch
     sources["batches"] = "swept" if batch else "skipped: no manifest under the day's folder"
     if tables & {"disconnection_notices", "disconnection_proposals", "disconnection_orders"}:
-        found += disconnection_entries(conn, run, tables)
-        sources["disconnection"] = "swept"
+        since = sweep_since(conn, run.cycle_date)
+        found += disconnection_entries(conn, run, tables, since)
+        sources["disconnection"] = f"swept from {since}" if since.year > 1 else "swept"
     else:
         sources["disconnection"] = "skipped: no disconnection tables"
     return found, sources
