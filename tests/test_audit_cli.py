@@ -65,7 +65,7 @@ def test_account_timeline_in_order_with_rules(crafted, capsys):
 
 def test_verify_and_cycle(crafted, capsys):
     assert main(["audit", "verify"]) == 0
-    assert "intact: 5 entries" in capsys.readouterr().out
+    assert "head #5, full verification (5 entries read)" in capsys.readouterr().out
     assert main(["audit", "cycle", "2026-11-16", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["by_kind"] == {"decision": 2, "message": 1}

@@ -331,6 +331,34 @@ def paid_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozens
     return out
 
 
+def without_expired_negative_info(engine: Engine, accounts: list[dict], cycle_date: date,
+                                  as_of: date | None = None) -> list[dict]:
+    """Leave out the records whose default ended more than the policy's negative-credit period
+    (5 years, CONTRACT §9) before ``as_of`` (today in the utility's time zone, never before D):
+    a replay of a past date must not hand the bureau negative information it may no longer hold."""
+    from zoneinfo import ZoneInfo
+
+    from arrears.cycle.decide import as_date
+    from arrears.policy.retention import load_retention, negative_info_reportable
+    from arrears.settings import DEFAULT_TIMEZONE
+    if as_of is None:
+        tz = ZoneInfo(get_variable("arrears_timezone") or DEFAULT_TIMEZONE)
+        as_of = max(cycle_date, datetime.now(tz).date())
+    with engine.connect() as conn:
+        ended = {a: as_date(d) for a, d in conn.execute(
+            sql("batches/default_ended.sql", conn.dialect.name), {"d": cycle_date}).all()}
+    if not ended:
+        return accounts
+    rules = load_retention()
+    kept = [a for a in accounts
+            if negative_info_reportable(ended.get(a["account_id"]), as_of, rules)]
+    if len(kept) < len(accounts):
+        log.info("credit report of %s as of %s: %d record(s) left out, their default ended more "
+                 "than %d years ago", cycle_date, as_of, len(accounts) - len(kept),
+                 rules.negative_credit_years)
+    return kept
+
+
 @dataclass
 class ReportBatch:
     records: int
@@ -339,13 +367,14 @@ class ReportBatch:
 
 
 def write_credit_report(engine: Engine, day_folder, cycle_date: date, replay: bool = False,
-                        layout: Layout | None = None) -> ReportBatch:
+                        layout: Layout | None = None, as_of: date | None = None) -> ReportBatch:
     """``<day_folder>/credit_report/``: the bureau file and its manifest, published whole."""
     layout = layout or load_layout()
     disputed = _disputed(engine, cycle_date)
     accounts = report_accounts(engine, cycle_date, disputed)
     paid = paid_accounts(engine, cycle_date, disputed)
     accounts = sorted(accounts + paid, key=lambda a: a["account_id"].encode())
+    accounts = without_expired_negative_info(engine, accounts, cycle_date, as_of)
     data = build_file(cycle_date, accounts, layout)
     verify(data, layout)  # never hand over a file our own reader rejects
     name = layout.name_for(cycle_date)
