@@ -165,3 +165,36 @@ def test_policy_retention_section_and_boundaries():
         retention_from_dict({"retention": {"contact_evidence_yrs": 3}})
     with pytest.raises(PolicyError, match="negative"):
         retention_from_dict({"retention": {"quarantine_raw_days": -1}})
+
+
+def test_the_retention_dag_purges_and_a_dry_run_only_counts(tmp_path, monkeypatch, dagbag):
+    """`arrears_retention` through `dag.test`: 03:15 in Shanghai on 2027-02-16 is D2 + 91."""
+    import json as json_
+
+    from airflow.utils.state import DagRunState
+
+    from arrears.db import connect
+    db = tmp_path / "arrears.db"
+    engine = connect(f"sqlite:///{db}")
+    scenario.build(engine, tmp_path)
+    folder = landing(tmp_path / "landing" / D2.isoformat(), [scenario.ACCOUNTS[0]],
+                     [["B9", "A1", "2026-10", "12.00", "2026-13-45"]], [], [])
+    from arrears.ingest import ingest_delivery
+    ingest_delivery(engine, folder, D2)
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", json_.dumps({"conn_type": "sqlite", "host": str(db)}))
+    monkeypatch.setenv("AIRFLOW_VAR_ARREARS_OUTBOX", str(tmp_path / "outbox"))
+    dag = dagbag.get_dag("arrears_retention")
+    logical = datetime(2027, 2, 15, 19, 15, tzinfo=timezone.utc)
+    run = dag.test(logical_date=logical, run_conf={"dry_run": True})
+    assert run.state == DagRunState.SUCCESS
+    assert not _rows(engine, "SELECT raw FROM quarantine")[0][0].startswith("sha256:")
+    run = dag.test(logical_date=datetime(2027, 2, 15, 19, 16, tzinfo=timezone.utc),
+                   run_conf={"dry_run": False})
+    assert run.state == DagRunState.SUCCESS
+    assert _rows(engine, "SELECT raw FROM quarantine")[0][0].startswith("sha256:")
+    # Every account but A1 left on D2; A6 (never contacted, never reported) goes at D2 + 91.
+    assert _names(engine)["A6"].startswith("sha256:") and _names(engine)["A1"] == "王伟"
+    recorded = _rows(engine, "SELECT account_id, run_id, task_id FROM audit_entries"
+                             " WHERE kind = 'retention' ORDER BY seq")
+    assert ("", "purge") == (recorded[0][0], recorded[0][2]) and ("A6", "purge") in {
+        (a, t) for a, _, t in recorded}
