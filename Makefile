@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-e2e bench clean
+.PHONY: install demo test test-e2e bench bench-audit clean
 
 $(UV):
 	@echo "==> installing uv $(UV_VERSION) into .tools/"
@@ -39,6 +39,10 @@ test-e2e: install
 N ?= 50000
 bench: install
 	@$(PY) bench/cycle_bench.py --accounts $(N) $(ARGS)
+
+# The audit chain's daily verification against a full one over a simulated year (README: Retention).
+bench-audit: install
+	@$(PY) bench/audit_bench.py $(ARGS)
 
 clean:
 	rm -rf var/ .pytest_cache

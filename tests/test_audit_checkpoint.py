@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from arrears.audit import checkpoint, trail
 from arrears.audit.trail import Entry
+from test_audit_trail import _drop_guard
 
 D1, D2 = date(2026, 11, 16), date(2026, 11, 17)
 
@@ -19,14 +20,6 @@ def _entries(n, day, start=0):
     return [Entry(key=f"decision/{day}/A{i}", kind="decision", account_id=f"A{i}", cycle_date=day,
                   run_id="scheduled__x", task_id="decide", try_number=1,
                   payload={"stage": "reminder", "dpd": i}) for i in range(start, start + n)]
-
-
-def _drop_guard(conn, dialect):
-    if dialect == "postgresql":
-        conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER USER"))
-    else:
-        conn.execute(text("DROP TRIGGER audit_entries_no_update"))
-        conn.execute(text("DROP TRIGGER audit_entries_no_delete"))
 
 
 def _checkpointed_day(engine, outbox, day, n, start=0):
@@ -42,12 +35,12 @@ def test_daily_verification_reads_only_the_entries_since_the_checkpoint(engine, 
     first, cp1 = _checkpointed_day(engine, outbox, D1, 500)
     assert first.mode == "full" and first.result.entries == 500 and "no checkpoint" in first.note
     assert cp1.seq == 500
-    anchor = json.loads((outbox / D1.isoformat() / checkpoint.ANCHOR).read_text())
+    anchor = json.loads(checkpoint.anchor_path(outbox, D1, 500).read_text())
     assert anchor["seq"] == 500 and anchor["entry_hash"] == cp1.entry_hash
     second, cp2 = _checkpointed_day(engine, outbox, D2, 7, start=500)
     assert second.mode == "checkpoint" and second.since == cp1
     assert second.result.entries == 7 and second.result.head_seq == 507  # not 507 read
-    assert cp2.seq == 507 and (outbox / D2.isoformat() / checkpoint.ANCHOR).exists()
+    assert cp2.seq == 507 and checkpoint.anchor_path(outbox, D2, 507).exists()
     with engine.connect() as conn:
         assert checkpoint.verify_daily(conn).result.entries == 0  # nothing new since
         full = checkpoint.verify_full(conn)
@@ -55,6 +48,11 @@ def test_daily_verification_reads_only_the_entries_since_the_checkpoint(engine, 
     # No new entries: no second checkpoint of the same head.
     with engine.begin() as conn:
         assert checkpoint.write(conn, outbox, D2, checkpoint.verify_daily(conn)) is None
+    # D2 re-run: a second checkpoint of the same day, each with its own anchor.
+    third, cp3 = _checkpointed_day(engine, outbox, D2, 3, start=507)
+    assert third.result.entries == 3 and cp3.seq == 510
+    with engine.connect() as conn:
+        assert checkpoint.verify_full(conn).ok and checkpoint.verify_full(conn).note == ""
 
 
 def test_a_tamper_after_the_checkpoint_is_detected(engine, tmp_path):
@@ -116,7 +114,7 @@ def test_an_edit_before_the_checkpoint_needs_the_full_verification(engine, tmp_p
 def test_a_missing_anchor_falls_back_to_the_full_verification(engine, tmp_path):
     outbox = tmp_path / "outbox"
     _checkpointed_day(engine, outbox, D1, 10)
-    (outbox / D1.isoformat() / checkpoint.ANCHOR).unlink()
+    checkpoint.anchor_path(outbox, D1, 10).unlink()
     with engine.connect() as conn:
         check = checkpoint.verify_daily(conn)
     assert check.ok and check.mode == "full" and check.result.entries == 10

@@ -1,6 +1,6 @@
 -- Audit chain checkpoints (arrears.audit.checkpoint): the last entry a verification found
 -- intact, so the next daily verification reads only the entries after it. Each checkpoint is
--- also written into the day's outbox (<outbox>/<D>/audit_checkpoint.json), outside the
+-- also written into the day's outbox (<outbox>/<D>/audit_checkpoints/<seq>.json), outside the
 -- database: rewriting the chain and this table together still disagrees with that file.
 CREATE TABLE audit_checkpoints (
     seq             BIGINT PRIMARY KEY,        -- the last entry verified

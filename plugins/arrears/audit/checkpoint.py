@@ -2,8 +2,8 @@
 
 A checkpoint is (seq, hash) of the last entry a verification found intact. It is stored in
 ``audit_checkpoints`` and, outside the database, in the day's outbox as
-``<outbox>/<D>/audit_checkpoint.json`` (the folder the utility already archives and hands
-over). The daily verification then
+``<outbox>/<D>/audit_checkpoints/<seq>.json`` (the folder the utility already archives and
+hands over; one file per checkpoint, as a re-run day can checkpoint twice). The daily verification then
 
 1. reads the latest checkpoint and its anchor file: they must agree (someone who rewrote the
    chain and the checkpoint table together still cannot make the file they never touched agree);
@@ -27,7 +27,11 @@ from sqlalchemy import Connection, text
 
 from arrears.audit import trail
 
-ANCHOR = "audit_checkpoint.json"
+ANCHOR_FOLDER = "audit_checkpoints"
+
+
+def anchor_path(outbox_root, cycle_date: date, seq: int):
+    return _storage(outbox_root) / cycle_date.isoformat() / ANCHOR_FOLDER / f"{seq}.json"
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ def write(conn: Connection, outbox_root, cycle_date: date, check: Check) -> Chec
     if conn.execute(text("SELECT 1 FROM audit_checkpoints WHERE seq = :s"), {"s": seq}).first():
         return None
     from arrears.batches.store import write_file
-    path = _storage(outbox_root) / cycle_date.isoformat() / ANCHOR
+    path = anchor_path(outbox_root, cycle_date, seq)
     body = {"seq": seq, "entry_hash": h, "cycle_date": cycle_date.isoformat(),
             "verification": check.mode, "entries_read": check.result.entries}
     write_file(path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8"))
