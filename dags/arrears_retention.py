@@ -10,6 +10,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from arrears.ops import alerts
 from arrears.retention import tasks as retention_steps
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
@@ -24,7 +25,8 @@ TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
     max_active_runs=1,
     default_args={"owner": "collections-ops",
                   "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "2")),
-                  "retry_delay": timedelta(minutes=10)},
+                  "retry_delay": timedelta(minutes=10),
+                  "on_failure_callback": alerts.failure_notifier()},
     params={"dry_run": Param(False, type="boolean", description="count only, purge nothing"),
             "portfolio": Param("default", type="string", description="policy file")},
     tags=["arrears", "collections", "retention"],
