@@ -44,7 +44,9 @@ default_args = {
     default_args=default_args,
     tags=["arrears", "collections"],
     params={
-        "encoding": Param("utf-8", enum=["utf-8", "gb18030"], description="landing files' encoding"),
+        "encoding": Param(None, type=["null", "string"], enum=[None, "utf-8", "gb18030"],
+                          description="landing files' encoding; empty: the variable "
+                                      "arrears_encoding, else UTF-8 (undeclared)"),
         "dry_run": Param(False, type="boolean",
                          description="decide and write the outputs, contact nobody (a replay)"),
         "allow_contact": Param(False, type="boolean",

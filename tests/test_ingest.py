@@ -59,7 +59,7 @@ def test_utf8_bom_and_unknown_columns_are_accepted(engine, tmp_path):
 
 def test_gb18030_when_told(engine, tmp_path):
     folder = landing(tmp_path / D.isoformat(), ACCOUNTS, BILLS, encoding="gb18030")
-    with pytest.raises(IngestError, match="accounts.csv: not valid utf-8.*gb18030"):
+    with pytest.raises(IngestError, match="accounts.csv: line 2, byte 4: not valid utf-8.*gb18030"):
         ingest_delivery(engine, folder, D)
     assert dump(engine, "extract_accounts") == []
     ingest_delivery(engine, folder, D, encoding="gb18030")
@@ -74,7 +74,7 @@ def test_missing_required_column_fails_and_changes_nothing(engine, tmp_path):
     bad = tmp_path / "bad"
     write_csv(bad / "accounts.csv", ["account_id", "holder_name"], [["A9", "x"]])
     write_csv(bad / "open_items.csv", ["bill_id", "account_id", "bill_period", "amount_due", "due_date"], [])
-    with pytest.raises(IngestError, match=r"accounts.csv: required column\(s\) customer_class missing"):
+    with pytest.raises(IngestError, match=r"accounts.csv: line 1: required column\(s\) customer_class missing"):
         ingest_delivery(engine, bad, D)
     assert [dump(engine, t) for t in ("extract_accounts", "extract_bills", "deliveries")] == before
 
@@ -83,7 +83,7 @@ def test_unparseable_file_fails_with_nothing_half_loaded(engine, tmp_path):
     folder = landing(tmp_path / D.isoformat(), ACCOUNTS, BILLS)
     with (folder / "open_items.csv").open("ab") as fh:
         fh.write(b"B9,\"A1\"broken,2026-10,1.00,2026-11-01\n")
-    with pytest.raises(IngestError, match="open_items.csv: cannot be parsed as CSV"):
+    with pytest.raises(IngestError, match=r"open_items.csv: line 5: cannot be parsed as CSV"):
         ingest_delivery(engine, folder, D)
     assert dump(engine, "extract_accounts") == [] and dump(engine, "extract_bills") == []
 
@@ -144,10 +144,10 @@ def test_bad_rows_are_quarantined_with_file_line_and_reason(engine, tmp_path):
     assert "not in accounts.csv" in reasons[("open_items.csv", 5)]
     assert "not a date" in reasons[("open_items.csv", 6)]
     assert "not positive" in reasons[("open_items.csv", 7)]
-    assert "not a number" in reasons[("open_items.csv", 8)]
+    assert "not a plain decimal" in reasons[("open_items.csv", 8)]
     assert "duplicate bill_id 'B1'" in reasons[("open_items.csv", 9)]
     assert "not on 2026-11-16 - 1 or earlier" in reasons[("payments.csv", 4)]
-    assert "no UTC offset" in reasons[("payments.csv", 5)]
+    assert "with a UTC offset" in reasons[("payments.csv", 5)]
     assert "event_type 'lawsuit'" in reasons[("case_events.csv", 2)]
     # The rest of each file was processed; the first duplicate won.
     assert result.rows == {"accounts.csv": 2, "open_items.csv": 3, "payments.csv": 1, "case_events.csv": 1}

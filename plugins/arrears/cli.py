@@ -188,6 +188,8 @@ COMMANDS = [
      _delegate("arrears.batches.manifest")),
     ("retention", "purge what the retention policy no longer keeps: retention --as-of D "
      "[--dry-run]", _setup_retention),
+    ("quarantine", "export a cycle date's quarantined rows as CSV: quarantine <D> [--out FILE]",
+     _delegate("arrears.ingest.quarantine")),
 ]
 
 

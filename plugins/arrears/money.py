@@ -1,7 +1,8 @@
 """Money is integer fen (1/100 CNY) everywhere inside the project; never floats."""
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal
 
 FEN = Decimal("0.01")
 
@@ -10,20 +11,34 @@ class AmountError(ValueError):
     """A text that is not a valid amount of money."""
 
 
+# CONTRACT §1: a plain decimal (no exponent, NaN, Infinity or thousands separator), at most two
+# decimals, magnitude under 10^12. ASCII digits only: `\d` would also take other scripts' digits.
+_PLAIN_DECIMAL = re.compile(r"([+-]?)0*([0-9]+)(?:\.([0-9]*))?")
+MAX_DIGITS = 12  # |amount| < 10^12
+
+
 def parse_fen(text: str) -> int:
-    """``"12.3"`` -> ``1230``. Rejects blanks, non-numbers and more than two decimals."""
+    """``"12.3"`` -> ``1230``. The one definition of an amount (CONTRACT §1): rejects blanks,
+    anything but a plain decimal, more than two decimals and a magnitude of 10^12 or more."""
     raw = (text or "").strip()
     if not raw:
-        raise AmountError("amount is blank")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise AmountError(f"amount {raw!r} is not a number") from None
-    if not value.is_finite():
-        raise AmountError(f"amount {raw!r} is not a number")
-    if value != value.quantize(FEN):
-        raise AmountError(f"amount {raw!r} has more than two decimals")
-    return int(value * 100)
+        raise AmountError("is blank")
+    match = _PLAIN_DECIMAL.fullmatch(raw)
+    if match is None or match.group(3) == "":
+        raise AmountError(f"{quoted(raw)} is not a plain decimal (digits, optionally a point "
+                          f"and one or two decimals; no exponent, no thousands separator)")
+    sign, whole, decimals = match.group(1), match.group(2), match.group(3) or ""
+    if len(decimals) > 2:
+        raise AmountError(f"{quoted(raw)} has more than two decimals")
+    if len(whole) > MAX_DIGITS:
+        raise AmountError(f"{quoted(raw)} is 10^12 or more")
+    fen = int(whole) * 100 + int(decimals.ljust(2, "0"))
+    return -fen if sign == "-" else fen
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """A value quoted for a message, cut short: a reason never carries a megabyte."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def to_fen(value: Decimal) -> int:

@@ -90,7 +90,8 @@ def landing_ready(context) -> bool:
 
 def ingest(context) -> dict:
     run = run_from_context(context)
-    encoding = (context.get("params") or {}).get("encoding", "utf-8")
+    # The run's conf wins over the deployment's variable; neither is "undeclared" (UTF-8).
+    encoding = (context.get("params") or {}).get("encoding") or settings().encoding
     result = ingest_delivery(engine(), landing_folder(run), run.cycle_date, settings().timezone,
                              encoding)
     summary = {"cycle_date": run.cycle_date.isoformat(), "fingerprint": result.fingerprint,

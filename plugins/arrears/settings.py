@@ -136,6 +136,7 @@ class Settings:
     contact_window: tuple[time, time]
     db_url: str
     portfolio: str = "default"
+    encoding: str | None = None  # the landing files' encoding; None: undeclared (UTF-8)
 
     @classmethod
     def load(cls) -> Settings:
@@ -146,4 +147,5 @@ class Settings:
             contact_window=parse_window(get_variable("arrears_contact_window")
                                         or DEFAULT_CONTACT_WINDOW),
             db_url=database_url(get_connection("arrears_db")),
+            encoding=get_variable("arrears_encoding") or None,
         )

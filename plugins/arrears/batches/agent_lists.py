@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from arrears.batches.letters import amount
 from arrears.batches.store import write_file
 from arrears.cycle.decide import as_date, split_list
-from arrears.cycle.outputs import csv_bytes
+from arrears.spreadsheet import csv_bytes
 from arrears.db import sql
 from arrears.model import HOLDS
 from arrears.money import format_fen

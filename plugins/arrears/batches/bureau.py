@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from arrears.batches.store import MANIFEST, Batch, as_storage_path, sha256
-from arrears.cycle.outputs import csv_bytes
+from arrears.spreadsheet import csv_bytes
 from arrears.db import sql
 from arrears.money import format_fen
 from arrears.paths import INCLUDE

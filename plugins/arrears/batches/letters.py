@@ -348,7 +348,7 @@ def write_lawyer_letters(engine: Engine, day_folder, cycle_date: date, replay: b
     import time
 
     from arrears.batches.store import Batch
-    from arrears.cycle.outputs import csv_bytes
+    from arrears.spreadsheet import csv_bytes
     started = time.monotonic()
     register_cjk_font()  # fail before anything is staged when the font is missing
     with engine.connect() as conn:

@@ -5,8 +5,6 @@ half file that looks complete, and the same state always gives the same bytes.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import tempfile
@@ -17,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
+from arrears.spreadsheet import csv_bytes
 
 # The contract's columns, then the further ones (CONTRACT §3): segment first (§6).
 DECISION_COLUMNS = ("account_id", "stage", "dpd", "outstanding", "late_fee", "actions", "holds",
@@ -36,14 +35,6 @@ def write_atomic(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def csv_bytes(header: tuple[str, ...], rows) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
 
 
 def cycle_folder(outbox: Path, cycle_date: date) -> Path:

@@ -17,11 +17,12 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from arrears.cycle.decide import as_date
-from arrears.cycle.outputs import csv_bytes, cycle_folder, write_atomic
+from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.spreadsheet import csv_bytes
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from arrears.cycle.decide import as_date, split_list
-from arrears.cycle.outputs import csv_bytes, cycle_folder, write_atomic
+from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.disconnection.cycle import log_event
@@ -25,6 +25,7 @@ from arrears.money import format_fen
 from arrears.policy import decide
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.spreadsheet import csv_bytes
 
 log = logging.getLogger(__name__)
 

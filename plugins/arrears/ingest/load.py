@@ -1,9 +1,10 @@
 """Load one landing folder into the collection database, all or nothing.
 
-The extract of D (accounts, open items, quarantine, payment sightings) is replaced whole, so a
+The extract of D (accounts, open items, quarantine, sightings) is replaced whole, so a
 re-delivered folder gives the same state. Payments and case events are remembered by key across
 cycles: a key seen again with the same content is the same record; with other content the later
-row is quarantined.
+row is quarantined. Each delivery's sightings of them are kept, so re-delivering D removes only
+what D alone said: a payment or event that another day's delivery also carried survives.
 """
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, text
 
 from arrears.db.bulk import Batch
+from arrears.db.sqlfiles import run_script
 from arrears.ingest import validate as v
-from arrears.ingest.read import FileError, read_rows, sha256_of
+from arrears.money import quoted
+from arrears.paths import SQL_DIR
+from arrears.ingest.read import CsvFile, FileError, sha256_of
 
 log = logging.getLogger(__name__)
 CHUNK = 5000  # keys looked up per round trip for payments and case events
@@ -46,14 +50,23 @@ class IngestResult:
         return sum(self.quarantined.values())
 
 
-def _raw(row: dict) -> str:
+RAW_MAX = 8192  # characters of a quarantined row kept for people to read
+
+
+def _raw(fields: list[str], width: int) -> str:
+    """The row as delivered (padded to the header), storable anywhere: NUL shown as \\x00 (no
+    database takes it in text) and a huge row cut short."""
     out = io.StringIO()
-    csv.writer(out).writerow([row.get(k) or "" for k in row if k != "__extra__"])
-    return out.getvalue().strip()
+    csv.writer(out, lineterminator="").writerow(fields + [""] * (width - len(fields)))
+    raw = out.getvalue().replace("\x00", "\\x00")
+    if len(raw) > RAW_MAX:
+        raw = raw[:RAW_MAX] + f"... [{len(raw) - RAW_MAX} more characters]"
+    return raw
 
 
 class _Loader:
-    def __init__(self, conn: Connection, folder: Path, cycle_date: date, tz: ZoneInfo, encoding: str):
+    def __init__(self, conn: Connection, folder: Path, cycle_date: date, tz: ZoneInfo,
+                 encoding: str | None):
         self.conn, self.folder, self.cycle_date, self.tz = conn, folder, cycle_date, tz
         self.encoding = encoding
         self.result = IngestResult(cycle_date, "")
@@ -63,16 +76,26 @@ class _Loader:
         """Validated rows of one file; bad rows and later duplicate keys go to quarantine."""
         seen: set[str] = set()
         good = bad = 0
-        for line, row in read_rows(self.folder / name, v.REQUIRED_COLUMNS[name], self.encoding):
+        self.result.rows[name] = self.result.quarantined[name] = 0
+        source = CsvFile(self.folder / name, v.REQUIRED_COLUMNS[name], self.encoding,
+                         optional=name in v.OPTIONAL_FILES)
+        key_column = v.KEY_COLUMN[name]
+        for line, fields in source.rows():
+            header = source.header
             try:
+                v.check_fields(header, fields)
+                row = dict(zip(header, fields))
+                if len(fields) < len(header):
+                    row.update(dict.fromkeys(header[len(fields):]))
                 record = clean(row)
-                key = record[v.KEY_COLUMN[name]]
+                key = record[key_column]
                 if key in seen:
-                    raise v.RowError(f"duplicate {v.KEY_COLUMN[name]} {key!r} (the first row wins)")
+                    raise v.RowError(f"duplicate {key_column} {quoted(key)} (the first row wins)")
                 seen.add(key)
             except v.RowError as exc:
                 bad += 1
-                self.quarantine.add((self.cycle_date, name, line, str(exc), _raw(row)))
+                self.quarantine.add((self.cycle_date, name, line, str(exc),
+                                     _raw(fields, len(header))))
                 continue
             good += 1
             if good % 250_000 == 0:
@@ -83,22 +106,12 @@ class _Loader:
     def reject(self, name: str, line: int, row: dict, reason: str) -> None:
         self.result.rows[name] -= 1
         self.result.quarantined[name] += 1
-        self.quarantine.add((self.cycle_date, name, line, reason, _raw(row)))
+        fields = [row.get(k) or "" for k in row]
+        self.quarantine.add((self.cycle_date, name, line, reason, _raw(fields, len(fields))))
 
     def clear_previous_delivery(self) -> None:
-        d = {"d": self.cycle_date}
-        for statement in (
-            "DELETE FROM extract_accounts WHERE cycle_date = :d",
-            "DELETE FROM extract_bills WHERE cycle_date = :d",
-            # Events and rejections posted through the API are no part of D's delivery.
-            "DELETE FROM quarantine WHERE cycle_date = :d AND file NOT LIKE 'api:%'",
-            "DELETE FROM payment_sightings WHERE cycle_date = :d",
-            "DELETE FROM payments WHERE first_seen = :d AND payment_id NOT IN "
-            "(SELECT payment_id FROM payment_sightings)",
-            "DELETE FROM case_events WHERE first_seen = :d AND source = 'extract'",
-            "DELETE FROM deliveries WHERE cycle_date = :d",
-        ):
-            self.conn.execute(text(statement), d)
+        """Forget what D's earlier delivery said, and only that (CONTRACT §1 re-delivery)."""
+        run_script(self.conn, SQL_DIR / "ingest" / "clear_delivery.sql", {"d": self.cycle_date})
 
     def load_accounts(self) -> set[str]:
         ids: set[str] = set()
@@ -122,7 +135,7 @@ class _Loader:
         return bills
 
     def load_remembered(self, name: str, table: str, key: str, clean: Callable[[dict], dict],
-                        compare: tuple[str, ...], sightings: Batch | None) -> None:
+                        compare: tuple[str, ...], sightings: Batch) -> None:
         """Payments / case events: insert new keys, accept identical repeats, quarantine others."""
         if not (self.folder / name).exists():
             self.result.rows[name] = self.result.quarantined[name] = 0
@@ -143,16 +156,14 @@ class _Loader:
             for line, row, rec in pending:
                 old = known.get(rec[key])
                 if old is not None and any(_norm(old[c]) != _norm(rec[c]) for c in compare):
-                    self.reject(name, line, row, f"{key} {rec[key]!r} was recorded before with "
-                                                 f"other content (the first sighting wins)")
+                    self.reject(name, line, row, f"{key} {quoted(rec[key])} was recorded before "
+                                                 f"with other content (the first sighting wins)")
                     continue
                 if old is None:
                     batch.add((*(rec[c] for c in compare), self.cycle_date))
-                if sightings is not None:
-                    sightings.add((self.cycle_date, rec[key]))
+                sightings.add((self.cycle_date, rec[key]))
             batch.flush()
-            if sightings is not None:
-                sightings.flush()
+            sightings.flush()
             pending.clear()
 
         for item in self.rows(name, clean):
@@ -176,9 +187,10 @@ def _norm(value) -> str:
 
 
 def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "Asia/Shanghai",
-                    encoding: str = "utf-8") -> IngestResult:
+                    encoding: str | None = None) -> IngestResult:
     """Load ``<landing>/<D>/`` for cycle date D; raise IngestError and change nothing if a file
-    is unreadable or lacks a required column."""
+    is unreadable or lacks a required column. ``encoding`` None is undeclared: UTF-8, and a file
+    that reads as GB18030 mojibake fails (read.CsvFile)."""
     for name in ("accounts.csv", "open_items.csv"):
         if not (folder / name).is_file():
             raise IngestError(f"{folder}: required file {name} is missing")
@@ -197,7 +209,9 @@ def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "A
                 _PAYMENT_COLUMNS,
                 Batch(conn, "payment_sightings", ("cycle_date", "payment_id")))
             loader.load_remembered("case_events.csv", "case_events", "event_id",
-                                   lambda r: v.event_row(r, accounts), _EVENT_COLUMNS, None)
+                                   lambda r: v.event_row(r, accounts), _EVENT_COLUMNS,
+                                   Batch(conn, "case_event_sightings", ("cycle_date", "event_id")))
+            run_script(conn, SQL_DIR / "ingest" / "resighted.sql", {"d": cycle_date})
             loader.quarantine.flush()
             if conn.dialect.name == "postgresql":
                 # Fresh statistics, or the planner takes a million-row extract for a few rows.
@@ -213,7 +227,7 @@ def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "A
                           "files": json.dumps(files, sort_keys=True),
                           "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     except FileError as exc:
-        raise IngestError(f"{folder}/{exc} - nothing was loaded; fix or re-deliver the file "
-                          f"and clear the task to retry") from None
+        raise IngestError(f"{folder}/{exc} - nothing was loaded; when fixed, clear the ingest "
+                          f"task to retry") from None
     log.info("ingested %s: rows %s, quarantined %s", folder, result.rows, result.quarantined)
     return result

@@ -101,6 +101,7 @@ def _post(engine: Engine, body: dict, user: str, now: datetime, tz: str) -> Post
     with engine.begin() as conn:
         try:
             row = as_row(body)
+            v.check_fields(list(row), list(row.values()))  # NUL, lengths: as in the extract
             record = v.event_row(row, _accounts(conn, (row.get("account_id") or "").strip()))
             old = conn.execute(text(
                 f"SELECT {', '.join(_COMPARE)} FROM case_events WHERE event_id = :e"),
