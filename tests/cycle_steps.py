@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import text
 
-PARAMS = {"encoding": "utf-8", "dry_run": False, "allow_contact": False, "portfolio": "default",
+PARAMS = {"encoding": None, "dry_run": False, "allow_contact": False, "portfolio": "default",
           "landing_wait_minutes": 360}
 
 

@@ -213,3 +213,67 @@ def test_a_missing_folder_is_waited_for_then_fails_clearly(tmp_path, monkeypatch
         orchestration.landing_ready(_context(D, now - timedelta(minutes=6)))
     landing(tmp_path / D.isoformat(), ACCOUNTS, BILLS)
     assert orchestration.landing_ready(_context(D, now - timedelta(minutes=6))) is True
+
+
+def _remembered(engine) -> dict:
+    with engine.connect() as conn:
+        return {"payments": dict(conn.execute(text("SELECT payment_id, first_seen FROM payments")).all()),
+                "events": dict(conn.execute(text("SELECT event_id, first_seen FROM case_events")).all())}
+
+
+def _day(value) -> str:
+    return str(value)[:10]  # a DATE comes back as a date (PostgreSQL) or text (SQLite)
+
+
+def test_redelivery_of_d_replaces_only_what_d_alone_said(engine, tmp_path):
+    """CONTRACT §1: an event or payment that D+1 also delivered survives a corrected D."""
+    d1 = D + timedelta(days=1)
+    p_both = ["P1", "A1", "", "30.00", "2026-11-15T10:00:00+08:00"]
+    p_d_only = ["P2", "A1", "", "5.00", "2026-11-15T11:00:00+08:00"]
+    e_both = ["E1", "A1", "dispute_opened", "2026-11-10", "", "", ""]
+    e_d_only = ["E2", "A1", "deceased", "2026-11-10", "", "", ""]
+    ingest_delivery(engine, landing(tmp_path / "d", ACCOUNTS, BILLS, [p_both, p_d_only], [e_both, e_d_only]), D)
+    ingest_delivery(engine, landing(tmp_path / "d1", ACCOUNTS, BILLS, [p_both], [e_both]), d1)
+    # The corrected D drops all four: only what D alone said goes.
+    ingest_delivery(engine, landing(tmp_path / "d-fixed", ACCOUNTS, BILLS, [], []), D)
+    kept = _remembered(engine)
+    assert set(kept["payments"]) == {"P1"} and set(kept["events"]) == {"E1"}
+    # Known from D+1 now (the day whose delivery still says so), not from D.
+    assert _day(kept["payments"]["P1"]) == _day(kept["events"]["E1"]) == "2026-11-17"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM payment_sightings WHERE cycle_date = :d"),
+                            {"d": D}).scalar() == 0
+    # Re-delivering D as it first was brings them back, known from D again.
+    ingest_delivery(engine, landing(tmp_path / "d-again", ACCOUNTS, BILLS, [p_both, p_d_only],
+                                    [e_both, e_d_only]), D)
+    again = _remembered(engine)
+    assert {k: _day(v) for k, v in again["payments"].items()} == {"P1": "2026-11-16", "P2": "2026-11-16"}
+    assert {k: _day(v) for k, v in again["events"].items()} == {"E1": "2026-11-16", "E2": "2026-11-16"}
+
+
+def test_redelivery_keeps_events_no_delivery_carried(engine, tmp_path):
+    """An event recorded by people (no extract sighting) is not the delivery's to remove."""
+    ingest_delivery(engine, landing(tmp_path / "d", ACCOUNTS, BILLS, [], []), D)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO case_events (event_id, account_id, event_type, effective_date,"
+                          " note, first_seen) VALUES ('API-1', 'A1', 'dispute_opened', :d, '', :d)"),
+                     {"d": D})
+    ingest_delivery(engine, landing(tmp_path / "d2", ACCOUNTS, BILLS, [], []), D)
+    assert set(_remembered(engine)["events"]) == {"API-1"}
+
+
+def test_encoding_per_deployment_and_per_run(tmp_path, monkeypatch, db_url):
+    """The Airflow variable arrears_encoding sets the deployment's encoding; the run conf wins."""
+    from arrears import orchestration
+    from arrears.db import connect
+    from cycle_steps import context, use_database
+    use_database(monkeypatch, db_url, tmp_path / "landing", tmp_path / "outbox")
+    landing(tmp_path / "landing" / D.isoformat(), ACCOUNTS, BILLS, encoding="gb18030")
+    with pytest.raises(IngestError, match="not valid utf-8"):
+        orchestration.ingest(context(D, conf={"encoding": None}))
+    monkeypatch.setenv("AIRFLOW_VAR_ARREARS_ENCODING", "gb18030")
+    assert orchestration.ingest(context(D, conf={"encoding": None}))["rows"]["accounts.csv"] == 2
+    with pytest.raises(IngestError, match="not valid utf-8"):
+        orchestration.ingest(context(D, conf={"encoding": "utf-8"}))   # the run says otherwise
+    names = {r[2] for r in dump(connect(db_url), "extract_accounts")}
+    assert "王伟" in names
