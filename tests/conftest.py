@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,12 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """A fresh, empty collection database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'arrears.db'}"
+@contextmanager
+def _database(kind: str, folder: Path):
+    """The URL of a fresh, empty collection database: a SQLite file in ``folder`` or a schema of
+    its own on the PostgreSQL server (dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'arrears.db'}"
         return
     from sqlalchemy import create_engine, text
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -48,6 +50,23 @@ def db_url(request, tmp_path):
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    """A fresh, empty collection database on each backend."""
+    with _database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_db_url(request, tmp_path_factory):
+    """One database per backend shared by a module's tests (for data loaded once, read by many)."""
+    with _database(request.param, tmp_path_factory.mktemp(f"db-{request.param}")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,16 +9,14 @@ PostgreSQL: every case names the exact outcome.
 from __future__ import annotations
 
 import csv
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from arrears.ingest import IngestError, ingest_delivery
-from databases import PG_URL
 from factories import ACCOUNT_HEADER, BILL_HEADER, EVENT_HEADER, PAYMENT_HEADER, landing
 
 D = date(2026, 11, 16)
@@ -149,6 +147,8 @@ ROW_CASES = [
         f"paid_at '2026-11-15T10:00:00' {STAMP}"),
     Row("payment-offset-out-of-range", "payments.csv", pay("P-25", paid_at="2026-11-15T10:00+25:00"),
         "paid_at '2026-11-15T10:00+25:00' is not a valid time"),
+    Row("payment-time-past-year-9999", "payments.csv", pay("P-9999", paid_at="9999-12-31T23:00:00Z"),
+        "paid_at '9999-12-31T23:00:00Z' is not a valid time"),
     Row("payment-utc-z", "payments.csv", pay("P-z", paid_at="2026-11-15T01:00:00Z"),
         accepted=("payments", "P-z", "amount_fen", 1000)),
     Row("payment-extra-field", "payments.csv", "P-x,A1,,1,234.56,2026-11-15T10:00:00+08:00",
@@ -193,35 +193,18 @@ def _write(folder: Path) -> dict[str, int]:
     return lines
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def hostile(request, tmp_path_factory):
-    """The row cases ingested once per backend: (engine, result, quarantine by (file, line))."""
+@pytest.fixture(scope="module")
+def hostile(module_db_url, tmp_path_factory):
+    """The row cases ingested once per backend: (engine, result, quarantine by (file, line), lines)."""
     from arrears.db import connect
-    from arrears.db.engine import make_engine
-    tmp = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    lines = _write(tmp / D.isoformat())
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'arrears.db'}"
-    else:
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    engine = connect(url)
-    try:
-        result = ingest_delivery(engine, tmp / D.isoformat(), D)
-        with engine.connect() as conn:
-            quarantine = {(f, line): (reason, raw) for f, line, reason, raw in conn.execute(text(
-                "SELECT file, line, reason, raw FROM quarantine"))}
-        yield engine, result, quarantine, lines
-    finally:
-        if schema:
-            make_engine.cache_clear()
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
+    folder = tmp_path_factory.mktemp("hostile") / D.isoformat()
+    lines = _write(folder)
+    engine = connect(module_db_url)
+    result = ingest_delivery(engine, folder, D)
+    with engine.connect() as conn:
+        quarantine = {(f, line): (reason, raw) for f, line, reason, raw in conn.execute(text(
+            "SELECT file, line, reason, raw FROM quarantine"))}
+    return engine, result, quarantine, lines
 
 
 KEYS = {"extract_accounts": "account_id", "extract_bills": "bill_id", "payments": "payment_id",

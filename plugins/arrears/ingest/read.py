@@ -95,12 +95,13 @@ class CsvFile:
         try:
             with self.path.open("r", encoding=self.codec, newline="") as fh:
                 reader = csv.reader(fh, strict=True)  # broken quoting is an error, not data
-                self.header = [h.strip() for h in next(reader, None) or []]
-                if not any(self.header):
-                    if self.optional:  # 0 bytes or an empty first line: no rows
+                first = next((r for r in reader if r), None)  # blank lines before it are none
+                if first is None:
+                    if self.optional:  # 0 bytes, or blank lines only: no rows
                         return
                     raise FileError(f"{name}: the file is empty (no header row); deliver it "
                                     f"with its header row {', '.join(self.required)}")
+                self.header = [h.strip() for h in first]
                 self._check_header()
                 line = reader.line_num
                 for fields in reader:

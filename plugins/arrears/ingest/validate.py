@@ -182,8 +182,10 @@ def payment_row(row: dict, accounts: set[str], bills: dict[str, str], cycle_date
     if bill_id and bills.get(bill_id) != account_id:
         raise RowError(f"bill_id {quoted(bill_id)} is not an open item of account {quoted(account_id)}")
     paid_at_text = required(row, "paid_at")
-    paid_at = parse_timestamp(row, "paid_at")
-    paid_on = paid_at.astimezone(tz).date()
+    try:
+        paid_on = parse_timestamp(row, "paid_at").astimezone(tz).date()
+    except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+        raise RowError(f"paid_at {quoted(paid_at_text)} is not a valid time") from None
     if paid_on >= cycle_date:
         raise RowError(f"paid_at {quoted(paid_at_text)} is not on {cycle_date} - 1 or earlier")
     return {"payment_id": required(row, "payment_id"), "account_id": account_id,
