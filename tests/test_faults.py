@@ -61,7 +61,7 @@ def test_a_corrupted_landing_file_fails_clearly_and_changes_nothing(folders, mon
     # Bytes that are not UTF-8 in accounts.csv: the same.
     (folder / "open_items.csv").write_bytes(good)
     (folder / "accounts.csv").write_bytes((folder / "accounts.csv").read_bytes() + b"\xff\xfe\x00bad\n")
-    with pytest.raises(IngestError, match=r"accounts\.csv: not valid utf-8"):
+    with pytest.raises(IngestError, match=r"accounts\.csv: line \d+, byte 1: not valid utf-8"):
         run_cycle(D, deliver=False)
     assert snapshot(engine) == before
 
