@@ -34,7 +34,7 @@ def row(**kw) -> dict:
     (dict(event_type="call_outcome", note="chatted"), "call_outcome needs note"),
     (dict(event_type="payment_plan", instalments="2026-12-01:100.00;2026-12-01:50.00"), "twice"),
     (dict(event_type="payment_plan", instalments="2026-12-01"), "not YYYY-MM-DD:amount"),
-    (dict(event_type="payment_plan", instalments="2026-12-01:abc"), "not a number"),
+    (dict(event_type="payment_plan", instalments="2026-12-01:abc"), "not a plain decimal"),
     (dict(event_type="payment_plan", instalments="2026-12-01:-5"), "not positive"),
     (dict(event_type="payment_plan", instalments="2026-13-01:5"), "not a date"),
     (dict(event_type="payment_plan", until_date="2026-12-01", instalments="2027-01-01:5"),
@@ -83,7 +83,7 @@ def test_posted_events_are_recorded_once_and_bad_ones_quarantined(engine, tmp_pa
     for body, reason in [
         ({**plan, "event_id": "P2", "account_id": "A9"}, "account_id 'A9' is not in"),
         ({**plan, "event_id": "P3", "instalments": [{"due_date": "2026-12-10",
-                                                     "amount": "ten"}]}, "not a number"),
+                                                     "amount": "ten"}]}, "not a plain decimal"),
         ({**plan, "event_id": "P4", "instalments": "2026-12-10:5"}, "list of {due_date, amount}"),
         ({**plan, "event_id": ["x"]}, "event_id must be text"),
         ([1, 2], "JSON object"),
