@@ -20,5 +20,11 @@ class ArrearsPlugin(AirflowPlugin):
         "url_route": "arrears-audit",
         "category": "browse",
         "destination": "nav",
+    }, {
+        "name": "Agents' lists",
+        "href": api.URL_PREFIX + "/agents/",
+        "url_route": "arrears-agents",
+        "category": "browse",
+        "destination": "nav",
     }]
     listeners = [listener]

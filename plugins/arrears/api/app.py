@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from arrears.api import case_events
+from arrears.api import agents, case_events
 
 URL_PREFIX = "/arrears"
 
 app = FastAPI(title="Arrears", docs_url=None, redoc_url=None, openapi_url=None)
 app.include_router(case_events.router, prefix="/api")
+app.include_router(agents.router, prefix="/agents")

@@ -67,6 +67,14 @@ def describe(entry: trail.Recorded) -> tuple[str, str]:
                 f"approved by {p.get('approved_by')} ({p.get('approval_id')})")
     if entry.kind == "disconnection_event":
         return f"disconnection {p.get('event')} (notice {p.get('notice_id')})", p.get("detail", "")
+    if entry.kind == "case_event":
+        extra = f", instalments {p['instalments']}" if p.get("instalments") else ""
+        amount = f", amount {_fen(p.get('amount_fen'))}" if p.get("amount_fen") else ""
+        return (f"{p.get('event_type')} effective {p.get('effective_date')}{amount}{extra}",
+                f"recorded by {p.get('recorded_by')} ({p.get('source')})")
+    if entry.kind == "quarantine" and "reason" in p:  # one posted event refused
+        return (f"posted event {p.get('event_id')} quarantined",
+                f"{p['reason']} (posted by {p.get('recorded_by')})")
     if entry.kind == "quarantine":
         return f"{len(p.get('rows', []))} rows quarantined", "; ".join(
             f"{r['file']}:{r['line']} {r['reason']}" for r in p.get("rows", [])[:5])

@@ -99,6 +99,14 @@ def _rows(engine: Engine, cycle_date: date, action: str, plans: dict[str, PlanSt
                    segment=segment)
 
 
+def list_rows(engine: Engine, cycle_date: date, action: str, policy: Policy) -> list[dict]:
+    """D's call list (``call_list``) or field-visit list (``field_visit``) as the agents' page
+    shows it: the same rows as the CSV files."""
+    with engine.connect() as conn:
+        plans = plan_statuses(conn, cycle_date, policy)
+    return list(_rows(engine, cycle_date, action, plans, policy))
+
+
 @dataclass
 class AgentLists:
     calls: int
