@@ -99,3 +99,59 @@ class SmsGateway:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class ChannelGateway:
+    """An HTTP gateway for the further channels (CONTRACT §7): WeChat's template-message API
+    (``wechat=True``: errors answered 200 with an ``errcode``, a repeated ``client_msg_id`` sends
+    nothing), app push and voice (a repeated Idempotency-Key gets the first receipt). The
+    addresses in ``refused`` are refused for good (WeChat 43004 "not a follower", others 404);
+    while ``fail_after`` is set, requests beyond that many sends are refused for now."""
+
+    def __init__(self, address_field: str, wechat: bool = False, refused=()):
+        self.sent: list[dict] = []
+        self.requests: list[dict] = []
+        self.receipts: dict[str, tuple[int, str]] = {}
+        self.refused, self.fail_after = set(refused), None
+        self.lock = threading.Lock()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                key = body.get("client_msg_id") or self.headers.get("Idempotency-Key", "")
+                with gateway.lock:
+                    gateway.requests.append({"key": key, "auth": self.headers.get("Authorization"),
+                                             "path": self.path, **body})
+                    if key in gateway.receipts:
+                        code, answer = gateway.receipts[key]
+                    elif body[address_field] in gateway.refused:
+                        code, answer = (200, json.dumps({"errcode": 43004, "errmsg": "require subscribe"})) \
+                            if wechat else (404, json.dumps({"error": "unknown user"}))
+                    elif gateway.fail_after is not None and len(gateway.sent) >= gateway.fail_after:
+                        code, answer = (200, json.dumps({"errcode": -1, "errmsg": "system busy"})) \
+                            if wechat else (503, json.dumps({"error": "busy"}))
+                    else:
+                        gateway.sent.append(body)
+                        code, answer = 200, json.dumps(
+                            {"errcode": 0, "errmsg": "ok", "msgid": len(gateway.sent)} if wechat
+                            else {"id": f"gw-{len(gateway.sent)}", "status": "accepted"})
+                        gateway.receipts[key] = (code, answer)
+                data = answer.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -37,6 +37,6 @@ def transports(outbox, get_connection) -> dict:
     (files under the outbox)."""
     out = {}
     for name, ch in registry().items():
-        conn = get_connection(ch.connection_id)
+        conn = get_connection(ch.connection_id) if ch.connection_id else None
         out[name] = ch.gateway(conn) if conn else ch.file_default(outbox)
     return out

@@ -53,6 +53,11 @@ _MESSAGE = text(
 _MARK = text(
     "UPDATE outbox SET status = :status, last_error = :error, gateway_answer = :answer,"
     " sent_at = :sent_at WHERE idem_key = :k AND status = 'sending' AND claimed_at = :now")
+# A permanent failure puts the next channel of the message's slot in the queue, the same day
+# (CONTRACT §7); its own permanent failure puts the one after it, and so on.
+_FALL_BACK = text(
+    "UPDATE outbox SET status = 'queued', queued_at = :now, last_error = :why"
+    " WHERE fallback_of = :k AND status = 'standby'")
 
 
 @dataclass
@@ -63,6 +68,7 @@ class DispatchResult:
     deferred: int = 0
     expired: int = 0
     skipped: int = 0             # claimed meanwhile by another dispatcher
+    fell_back: int = 0           # later channels of a slot queued after a permanent failure
     outage: str = ""             # the first outage met; the rest of that channel waits
     in_window: bool = True
     dates: list[str] = field(default_factory=list)
@@ -105,24 +111,55 @@ def dispatch(engine: Engine, transports: dict, *, tz: str, window: tuple[time, t
     result.expired = expire_superseded(engine, dates)
     where, params = _dates_clause(dates)
     now = clock()
+    only = ""
     if not in_window(now, tz, window):
+        # Outside the window only channels that reach nobody at once (post) go out.
+        free = _unbound_channels(transports)
+        names = ", ".join(f"'{c}'" for c in free) or "NULL"
         with engine.begin() as conn:
-            conn.execute(text("UPDATE outbox SET status = 'deferred'"
-                              " WHERE status IN ('queued', 'failed')" + where), params)
+            conn.execute(text("UPDATE outbox SET status = 'deferred' WHERE status IN"
+                              f" ('queued', 'failed') AND channel NOT IN ({names})" + where), params)
             result.deferred = conn.execute(text(
                 "SELECT COUNT(*) FROM outbox WHERE status = 'deferred'" + where), params).scalar_one()
         result.in_window = False
         log.info("outside the contact window %s-%s (%s): %d messages deferred",
                  window[0], window[1], tz, result.deferred)
-        return result
+        if not free:
+            return result
+        only = f" AND channel IN ({names})"
     stale = utc_stamp(now - lease)
-    with engine.connect() as conn:
-        todo = conn.execute(text(
-            "SELECT channel, idem_key FROM outbox WHERE (status IN ('queued', 'deferred', 'failed')"
-            " OR (status = 'sending' AND claimed_at < :stale))" + where), {**params, "stale": stale}
-        ).all()
-    todo.sort()
-    outages = []
+    outages: list[str] = []
+    pick = ("(status IN ('queued', 'deferred', 'failed')"
+            " OR (status = 'sending' AND claimed_at < :stale))")
+    for _ in range(len(transports) + 1):
+        with engine.connect() as conn:
+            todo = conn.execute(text(
+                f"SELECT channel, idem_key FROM outbox WHERE {pick}" + only + where),
+                {**params, "stale": stale}).all()
+        # Then again for the fallbacks the permanent failures of this pass queued, only them.
+        pick = "status = 'queued' AND fallback_of <> '' AND :stale = :stale"
+        todo = [(c, k) for c, k in todo if not any(o.startswith(f"{c}: ") for o in outages)]
+        if not todo:
+            break
+        todo.sort()
+        fell_back = result.fell_back
+        _send_channels(engine, transports, todo, attempt, clock, stale, max_attempts, chunk,
+                       result, outages)
+        if result.fell_back == fell_back:
+            break
+    result.outage = "; ".join(outages)
+    return result
+
+
+def _unbound_channels(transports: dict) -> list[str]:
+    """Channels sent outside the contact window too (CONTRACT §7: calls and messages wait)."""
+    from arrears.channels.registry import registry
+    channels = registry()
+    return [c for c in sorted(transports) if c in channels and not channels[c].window_bound]
+
+
+def _send_channels(engine, transports, todo, attempt, clock, stale, max_attempts, chunk, result,
+                   outages) -> None:
     for channel in sorted({c for c, _ in todo}):
         keys = [k for c, k in todo if c == channel]
         transport, done, outage = transports[channel], 0, ""
@@ -139,8 +176,6 @@ def dispatch(engine: Engine, transports: dict, *, tz: str, window: tuple[time, t
                             " %s", transport.name, len(keys) - done, outage)
                 outages.append(f"{channel}: {outage}")
                 break
-    result.outage = "; ".join(outages)
-    return result
 
 
 def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, clock: Clock,
@@ -181,8 +216,12 @@ def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, cl
                         result.failed += 1
                     outage = str(exc) if isinstance(exc, Outage) else ""
                 with engine.begin() as conn:
-                    conn.execute(_MARK, {"k": key, "status": status, "error": error[:1000],
-                                         "answer": answer, "sent_at": sent_at, "now": now})
+                    marked = conn.execute(_MARK, {"k": key, "status": status, "error": error[:1000],
+                                                  "answer": answer, "sent_at": sent_at, "now": now})
+                    if status == "permanent_failure" and marked.rowcount:
+                        result.fell_back += conn.execute(_FALL_BACK, {
+                            "k": key, "now": now,
+                            "why": f"fallback: {key} failed permanently"}).rowcount
                 if outage:
                     return tried, outage
     return tried, ""

@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 # Statuses a dispatcher may pick up; `sending` only once its lease ran out (a crashed attempt).
 UNSENT = ("queued", "deferred", "failed")
 # Statuses a rerun of D may still rewrite (nothing went out under them).
-REWRITABLE = (*UNSENT, "cancelled")
+REWRITABLE = (*UNSENT, "cancelled", "standby")
+# `standby`: a later channel of a slot (CONTRACT §7), queued only when the one before it in the
+# slot fails permanently; a standby that stays so was not needed.
 STATUSES = ("queued", "sending", "sent", "deferred", "failed", "permanent_failure", "expired",
-            "cancelled")
+            "cancelled", "standby")
 
 
 def idem_key(cycle_date: date, account_id: str, channel: str) -> str:
@@ -99,15 +101,25 @@ def planned_messages(engine: Engine, cycle_date: date, policy: Policy, mail_doma
             report_from=report_from, earliest_disconnection=earliest,
             cancelled_served_on=cancelled.get(aid), segment=segment,
             late_fee_waived=bool(columns["late_fee_waived"]), next_step=step, next_step_on=step_on)
-        chosen = split_list(actions)
-        for name, channel in registry().items():
+        chosen, held = split_list(actions), split_list(columns["holds"])
+        channels = registry()
+        for name, channel in channels.items():
             if name not in chosen:
                 continue
             contact = columns[channel.address_column]
             if not contact:  # the policy already withholds a channel without contact details
                 continue
-            yield message_row(cycle_date, aid, name, contact, data, mail_domain,
-                              fallback=fallbacks(policy, stage, name))
+            later = fallbacks(policy, stage, name)
+            yield message_row(cycle_date, aid, name, contact, data, mail_domain, fallback=later)
+            # The slot's later channels the account can be reached on, on standby in order.
+            before = idem_key(cycle_date, aid, name)
+            for spare in filter(None, later.split(";")):
+                address = columns[channels[spare].address_column]
+                if not address or f"opt_out_{spare}" in held:
+                    continue
+                yield {**message_row(cycle_date, aid, spare, address, data, mail_domain,
+                                     fallback_of=before), "status": "standby"}
+                before = idem_key(cycle_date, aid, spare)
 
 
 def fallbacks(policy: Policy, stage: str, channel: str) -> str:
@@ -130,7 +142,7 @@ def message_row(cycle_date: date, account_id: str, channel: str, address: str, d
             "body_text": rendered.text, "body_html": rendered.html,
             "content_sha256": rendered.content_sha256,
             "message_id": message_id_for(key, mail_domain),
-            "fallback": fallback, "fallback_of": fallback_of}
+            "fallback": fallback, "fallback_of": fallback_of, "status": "queued"}
 
 
 _INSERT = text(
@@ -139,14 +151,18 @@ _INSERT = text(
     " status, queued_at, run_id, task_id, try_number, fallback, fallback_of)"
     " VALUES (:idem_key, :cycle_date, :account_id, :channel, :address, :language, :kinds,"
     " :template, :template_version, :subject, :body_text, :body_html, :content_sha256,"
-    " :message_id, 'queued', :now, :run_id, :task_id, :try_number, :fallback, :fallback_of)"
+    " :message_id, :status, :now, :run_id, :task_id, :try_number, :fallback, :fallback_of)"
     " ON CONFLICT (idem_key) DO NOTHING")
 _REWRITE = text(
     "UPDATE outbox SET address = :address, language = :language, kinds = :kinds,"
     " template = :template, template_version = :template_version, subject = :subject,"
     " body_text = :body_text, body_html = :body_html, content_sha256 = :content_sha256,"
-    " fallback = :fallback, status = 'queued', last_error = '', queued_at = :now"
-    " WHERE idem_key = :idem_key AND status IN ('queued', 'deferred', 'failed', 'cancelled')")
+    " fallback = :fallback, fallback_of = :fallback_of, last_error = '', queued_at = :now,"
+    # an activated standby keeps its place in the queue
+    " status = CASE WHEN :status = 'standby' AND status IN ('queued', 'deferred', 'failed')"
+    "   THEN status ELSE :status END"
+    " WHERE idem_key = :idem_key"
+    " AND status IN ('queued', 'deferred', 'failed', 'cancelled', 'standby')")
 
 
 @dataclass
@@ -155,6 +171,7 @@ class QueueResult:
     rewritten: int = 0       # unsent rows whose content changed on a rerun of D
     unchanged: int = 0       # already recorded (sent or not): nothing to do
     cancelled: int = 0       # unsent rows D no longer wants
+    standby: int = 0         # later channels of a slot, kept for a permanent failure (§7)
     replay: bool = False
 
     def as_dict(self) -> dict:
@@ -179,7 +196,10 @@ def queue_messages(engine: Engine, run: CycleRun, policy: Policy, mail_domain: s
             wanted.add(key)
             if key not in existing:
                 conn.execute(_INSERT, {**row, **attempt, "now": stamp})
-                result.queued += 1
+                if row["status"] == "standby":
+                    result.standby += 1
+                else:
+                    result.queued += 1
             elif existing[key][0] in REWRITABLE and (existing[key][1] != row["content_sha256"]
                                                      or existing[key][0] == "cancelled"):
                 conn.execute(_REWRITE, {**row, "now": stamp})
@@ -189,10 +209,10 @@ def queue_messages(engine: Engine, run: CycleRun, policy: Policy, mail_domain: s
             if len(wanted) % 5000 == 0:
                 log.info("outbox for %s: %d messages recorded so far", run.cycle_date, len(wanted))
         for key, (status, _) in existing.items():
-            if key not in wanted and status in UNSENT:
+            if key not in wanted and status in (*UNSENT, "standby"):
                 conn.execute(text(
                     "UPDATE outbox SET status = 'cancelled', last_error = :why WHERE idem_key = :k"
-                    " AND status IN ('queued', 'deferred', 'failed')"),
+                    " AND status IN ('queued', 'deferred', 'failed', 'standby')"),
                     {"k": key, "why": f"the decision of the rerun {run.run_id} no longer asks for it"})
                 result.cancelled += 1
     return result

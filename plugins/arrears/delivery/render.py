@@ -148,6 +148,12 @@ def html_from(name: str, data: MessageData) -> str:
     return _environment(True).get_template(name).render(m=data).strip() + "\n"
 
 
+def fields_from(name: str, data: MessageData) -> dict[str, str]:
+    """A template of named one-line fields (its ``fields`` list, one macro each), rendered."""
+    module = _environment(False).get_template(name).make_module({"m": data})
+    return {f: " ".join(str(getattr(module, f)(data)).split()) for f in module.fields}
+
+
 def parts(data: MessageData):
     """The wording macros of the message's language (``<language>/parts.j2``), unescaped."""
     return _environment(False).get_template(f"{data.language}/parts.j2").module

@@ -218,6 +218,7 @@ class HttpJsonTransport:
         self.extra = _extra(conn)
         self.timeout = int(self.extra.get("timeout", 15))
         self._body, self._check, self.label = body, check, label
+        self.name = label.lower().replace(" ", "_")
 
     @contextmanager
     def session(self, cycle_date: str):
@@ -258,6 +259,7 @@ class JsonlTransport:
 
     def __init__(self, outbox: Path, file_name: str, line):
         self.outbox, self.file_name, self._line = outbox, file_name, line
+        self.name = file_name.replace(".", "_")
         self._present: dict[Path, set[str]] = {}   # read once per file and dispatch, not per chunk
 
     def _keys_in(self, path: Path) -> set[str]:
