@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from arrears.api import agents, case_events
+from arrears.api import agents, case_events, receipts
 
 URL_PREFIX = "/arrears"
 
 app = FastAPI(title="Arrears", docs_url=None, redoc_url=None, openapi_url=None)
 app.include_router(case_events.router, prefix="/api")
 app.include_router(agents.router, prefix="/agents")
+app.include_router(receipts.router, prefix="/api")

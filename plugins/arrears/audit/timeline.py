@@ -88,6 +88,11 @@ def describe(entry: trail.Recorded) -> tuple[str, str]:
                     f"kept until {p.get('kept_until')})", f"retention: {p.get('rule')}")
         return (f"retention purged {p.get('purged')} {p.get('category')} "
                 f"(dated on or before {p.get('cutoff')})", f"retention: {p.get('rule')}")
+    if entry.kind == "receipt":
+        what = (f"{p.get('channel')} receipt {p.get('status')} for {p.get('idem_key')}"
+                if p.get("event") == "receipt" else f"{p.get('channel')} reply {p.get('reply')}")
+        return what, (f"posted by {p.get('posted_by')}"
+                      + ("; channel stopped (opt-out)" if p.get("opted_out") or p.get("opt_out") else ""))
     return entry.kind, ""
 
 

@@ -22,7 +22,8 @@ from sqlalchemy import Connection, Engine, text
 
 GENESIS = "0" * 64
 KINDS = ("decision", "message", "batch_file", "notice", "proposal", "approval", "order",
-         "disconnection_event", "quarantine", "cycle", "case_event", "retention")
+         "disconnection_event", "quarantine", "cycle", "case_event", "retention",
+         "receipt")
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,10 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
     result = DecideResult()
     where = {"d": run.cycle_date, **part.params()}
     dialect = engine.dialect.name
+    if not run.replay:  # a replay never changes the real record
+        from arrears.delivery.receipts import settle_opt_outs
+        with engine.begin() as conn:  # committed first: the reader below must see it
+            settle_opt_outs(conn, run.cycle_date)
     with engine.connect() as reader, engine.begin() as writer:
         if replay is None:
             replay = replay_flag(writer, run)
