@@ -296,3 +296,20 @@ def test_without_connections_each_channel_writes_its_file_once_and_post_is_byte_
     assert send(engine, at(D, 9)).sent == 14
     assert {f: (day / f).read_text().splitlines() for f in lines} == lines
     assert {p.name: p.read_bytes() for p in (day / "post").iterdir()} == before
+
+
+def test_per_channel_counts_reach_the_summary_and_the_report(engine, tmp_path, gateways):
+    from arrears.delivery.receipts import record_receipt
+    from arrears.report.cycle_report import render
+    run = decide_day(engine, tmp_path)
+    queue_messages(engine, run, POLICY, "power.example", at(D, 8, 30)())
+    send(engine, at(D, 9))
+    now = datetime(2026, 11, 16, 3, tzinfo=timezone.utc)
+    record_receipt(engine, {"key": f"{D}:W1:wechat", "status": "delivered"}, "gw", now, TZ, "wechat")
+    record_receipt(engine, {"channel": "sms", "address": "+8613900000004", "reply": "退订"}, "gw", now, TZ)
+    channels = tasks.summary_channels(engine, D)
+    assert channels["wechat"] == {"sent": 2, "permanent_failure": 1, "delivered": 1, "receipts": 1}
+    assert channels["sms"] == {"sent": 2, "standby": 3, "replies": 1, "opt_outs": 1}
+    assert channels["post"] == {"sent": 1} and channels["voice"] == {"sent": 3}
+    html, summary = render(engine, tmp_path / "outbox", D)
+    assert summary["messages"]["sms"]["opt_outs"] == 1 and "<th>opt_outs</th>" in html

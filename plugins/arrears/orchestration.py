@@ -137,6 +137,7 @@ def publish(context) -> dict:
     summary["messages"] = delivery_tasks.summary_messages(eng, run.cycle_date)
     roll_rates.record(eng, run.cycle_date)
     summary.update(summary_block(eng, run.cycle_date))  # and deltas on the day before
+    summary["channels"] = delivery_tasks.summary_channels(eng, run.cycle_date)
     path = outputs.write_summary(outbox, run.cycle_date, summary)
     log.info("published %s and %s", decisions, path)
     return {"decisions": str(decisions), "summary": str(path)}

@@ -195,17 +195,23 @@ def settle_opt_outs(conn: Connection, cycle_date: date) -> int:
     return changed
 
 
-def receipt_counts(engine: Engine, cycle_date: date) -> dict[str, dict[str, int]]:
-    """channel -> {receipts, opt_outs} for the receipts and replies received on D."""
+def receipt_counts(conn: Connection, cycle_date: date) -> dict[str, dict[str, int]]:
+    """channel -> {delivered, receipts, replies, opt_outs}: receipts for D's messages
+    (``delivered``: those saying so), replies received on D and the opt-outs of D."""
     counts: dict[str, dict[str, int]] = {}
-    with engine.connect() as conn:
-        for channel, kind, status, n in conn.execute(text(
-                "SELECT channel, kind, status, COUNT(*) FROM channel_receipts WHERE received_on = :d"
-                " GROUP BY channel, kind, status"), {"d": cycle_date}):
-            c = counts.setdefault(channel, {"receipts": 0, "replies": 0, "opt_outs": 0})
-            c["receipts" if kind == "receipt" else "replies"] += n
-        for channel, n in conn.execute(text(
-                "SELECT channel, COUNT(*) FROM channel_opt_outs WHERE opted_out_on = :d"
-                " GROUP BY channel"), {"d": cycle_date}):
-            counts.setdefault(channel, {"receipts": 0, "replies": 0, "opt_outs": 0})["opt_outs"] = n
+    empty = {"delivered": 0, "receipts": 0, "replies": 0, "opt_outs": 0}
+    for channel, status, n in conn.execute(text(
+            "SELECT o.channel, o.receipt, COUNT(*) FROM outbox o WHERE o.cycle_date = :d"
+            " AND o.receipt <> '' GROUP BY o.channel, o.receipt"), {"d": cycle_date}):
+        c = counts.setdefault(channel, dict(empty))
+        c["receipts"] += n
+        c["delivered"] += n if status == "delivered" else 0
+    for channel, n in conn.execute(text(
+            "SELECT channel, COUNT(*) FROM channel_receipts WHERE kind = 'reply'"
+            " AND received_on = :d GROUP BY channel"), {"d": cycle_date}):
+        counts.setdefault(channel, dict(empty))["replies"] = n
+    for channel, n in conn.execute(text(
+            "SELECT channel, COUNT(*) FROM channel_opt_outs WHERE opted_out_on = :d"
+            " GROUP BY channel"), {"d": cycle_date}):
+        counts.setdefault(channel, dict(empty))["opt_outs"] = n
     return counts

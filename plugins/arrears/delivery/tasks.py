@@ -109,10 +109,18 @@ def summary_messages(engine, cycle_date: date) -> dict:
     return message_counts(engine, cycle_date)
 
 
+def summary_channels(engine, cycle_date: date) -> dict:
+    """cycle_summary.json's `channels`: per channel, D's messages by outbox status and what
+    came back (delivered receipts, receipts, replies, opt-outs), zeros left out."""
+    from arrears.report.cycle_report import messages
+    return {c: {k: n for k, n in v.items() if n} for c, v in (messages(engine, cycle_date) or {}).items()}
+
+
 def refresh_summary(settings: Settings, cycle_date: date) -> None:
     path = outputs.cycle_folder(settings.outbox, cycle_date) / "cycle_summary.json"
     if not path.exists():
         return  # publish writes it with the counts
     summary = json.loads(path.read_text(encoding="utf-8"))
     summary["messages"] = summary_messages(steps.engine(), cycle_date)
+    summary["channels"] = summary_channels(steps.engine(), cycle_date)
     outputs.write_summary(settings.outbox, cycle_date, summary)

@@ -29,7 +29,7 @@ from arrears.report.experiment import experiment_ids, experiment_report
 AGEING = (("current", None, 0), ("1-7", 1, 7), ("8-30", 8, 30), ("31-60", 31, 60),
           ("61-90", 61, 90), ("91-180", 91, 180), ("181+", 181, None))
 MESSAGE_STATES = ("sent", "deferred", "failed", "permanent_failure", "queued", "sending",
-                  "expired", "cancelled")
+                  "expired", "cancelled", "standby", "delivered", "receipts", "replies", "opt_outs")
 BATCHES = ("lawyer_letters", "credit_report")
 
 
@@ -93,6 +93,10 @@ def messages(engine: Engine, cycle_date: date) -> dict[str, dict[str, int]] | No
                 "SELECT channel, status, COUNT(*) FROM outbox WHERE cycle_date = :d"
                 " GROUP BY channel, status"), {"d": cycle_date}):
             out.setdefault(channel, {s: 0 for s in MESSAGE_STATES})[status] = n
+        # What came back (CONTRACT §7): receipts and replies received on D, opt-outs by reply.
+        from arrears.delivery.receipts import receipt_counts
+        for channel, counts in receipt_counts(conn, cycle_date).items():
+            out.setdefault(channel, {s: 0 for s in MESSAGE_STATES}).update(counts)
     return dict(sorted(out.items()))
 
 
