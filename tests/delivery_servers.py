@@ -50,6 +50,15 @@ def start_smtp(recorder: SmtpRecorder | None = None, port: int = 0) -> tuple[Con
     return controller, recorder
 
 
+def reply_json(handler: BaseHTTPRequestHandler, code: int, answer: str) -> None:
+    data = answer.encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class SmsGateway:
     """The gateway contract of arrears.delivery.transports.SmsGatewayTransport: a repeated
     Idempotency-Key gets the first receipt and sends nothing. ``+86139000000 99`` is not a valid
@@ -84,12 +93,7 @@ class SmsGateway:
                         answer = json.dumps({"id": f"gw-{len(gateway.sent)}", "status": "accepted"})
                         gateway.receipts[key] = answer
                         code = 200
-                data = answer.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply_json(self, code, answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -140,12 +144,7 @@ class ChannelGateway:
                             {"errcode": 0, "errmsg": "ok", "msgid": len(gateway.sent)} if wechat
                             else {"id": f"gw-{len(gateway.sent)}", "status": "accepted"})
                         gateway.receipts[key] = (code, answer)
-                data = answer.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply_json(self, code, answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

@@ -16,29 +16,17 @@ from sqlalchemy import text
 from api_server import running_api_server, token
 from arrears.audit import trail
 from arrears.channels.registry import registry
-from arrears.cycle import decide as decide_step
-from arrears.cycle.run import CycleRun
 from arrears.db import connect
 from arrears.delivery.dispatch import dispatch
 from arrears.delivery.outbox import Attempt, queue_messages
-from arrears.ingest import ingest_delivery
-from arrears.policy.business_days import BusinessCalendar
-from factories import BILL_HEADER, write_csv
-from test_channels import ACCOUNTS, BILLS, HEADER, POLICY, TZ, WINDOW, D, at
+from test_channels import ACCOUNTS, POLICY, TZ, WINDOW, D, at, decide_day
 
 AGENT, PASSWORD = "ops.wang", "Ops-Pass-2026"
 SECRET = "sms-gateway-shared-secret"
 
 
 def cycle(engine, tmp, day, accounts=ACCOUNTS):
-    folder = tmp / "landing" / day.isoformat()
-    write_csv(folder / "accounts.csv", HEADER, accounts)
-    write_csv(folder / "open_items.csv", BILL_HEADER, BILLS)
-    ingest_delivery(engine, folder, day, TZ)
-    decide_step.stage_bills(engine, day)
-    run = CycleRun(cycle_date=day, run_id=f"scheduled__{day}", run_type="scheduled")
-    decide_step.decide_cycle(engine, run, POLICY, BusinessCalendar())
-    return run
+    return decide_day(engine, tmp, day, accounts=accounts)
 
 
 @pytest.fixture(scope="module")

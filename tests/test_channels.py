@@ -61,9 +61,9 @@ def at(day: date, hh: int, mm: int = 0):
     return lambda: moment
 
 
-def decide_day(engine, tmp_path, day: date = D, policy=POLICY):
+def decide_day(engine, tmp_path, day: date = D, policy=POLICY, accounts=ACCOUNTS):
     folder = tmp_path / "landing" / day.isoformat()
-    write_csv(folder / "accounts.csv", HEADER, ACCOUNTS)
+    write_csv(folder / "accounts.csv", HEADER, accounts)
     write_csv(folder / "open_items.csv", BILL_HEADER, BILLS)
     ingest_delivery(engine, folder, day, TZ)
     decide_step.stage_bills(engine, day)
