@@ -53,9 +53,8 @@ def test_medical_device_alone_is_not_hardship():
 def test_hardship_a_payment_plan_within_180_days():
     assert seg(events=[event("payment_plan", ago(180), until=ago(120))]) == (
         "hardship", f"segment:hardship:payment_plan_{ago(180)}")
-    # A plan that started earlier but ran into the window counts; one wholly before it does not.
-    assert seg(events=[event("payment_plan", ago(300), until=ago(170))])[0] == "hardship"
-    assert seg(events=[event("payment_plan", ago(300), until=ago(181))])[0] == "new"
+    # A plan agreed before the window does not count, however long it ran.
+    assert seg(events=[event("payment_plan", ago(181), until=ago(10))])[0] == "new"
 
 
 def test_hardship_two_part_payments_within_90_days():
@@ -74,6 +73,20 @@ def test_wilful_two_broken_promises_or_plans_within_180_days():
     assert seg(events=[event("plan_broken", ago(30))], facts=facts) == (
         "wilful", "segment:wilful:broken_2_in_180_days")
     assert seg(facts=SegmentFacts(broken_promises=(ago(100), ago(181))))[0] == "new"
+
+
+def test_a_plan_broken_by_a_missed_instalment_counts_as_a_broken_plan():
+    from arrears.model import CaseEvent
+    facts = SegmentFacts(broken_promises=(ago(100),))
+    assert seg(facts=dataclasses.replace(facts, broken_plans=(ago(10),)))[0] == "wilful"
+    # Through the decision: a plan whose instalment of D-20 went unpaid past the grace days.
+    # (agreed 200 days ago, so not hardship by the plan rule)
+    plan = CaseEvent("EP", "payment_plan", ago(200), 30_000, D + timedelta(days=60),
+                     instalments=((ago(20), 10_000), (D + timedelta(days=10), 20_000)))
+    history = History(segment_facts=facts)
+    d = decide_one(bills=[bill(ago(40), 30_000)], events=[plan], history=history)
+    assert "plan_broken:instalment_" + ago(20).isoformat() in d.reasons
+    assert d.segment == "wilful" and "segment:wilful:broken_2_in_180_days" in d.reasons
 
 
 def test_wilful_dpd_90_and_no_payment_in_the_90_days_after_a_served_notice():

@@ -22,18 +22,20 @@ def ago(n: int) -> str:
 
 
 ACCOUNTS = [[aid, "王伟", "residential", f"{aid} 路1号", f"{aid.lower()}@example.com", "13900000001",
-             "zh-CN", "", ""] for aid in ("F1", "H1", "N1", "P1", "W1", "W2")]
+             "zh-CN", "", ""] for aid in ("F1", "H1", "N1", "P1", "W1", "W2", "W3")]
 # Open items as each delivery lists them (payments already netted in later deliveries).
 AMOUNTS = {"F1": ["200.00", "200.00", "150.00", "150.00"], "H1": ["500.00", "500.00", "400.00", "300.00"]}
-DUE = {"F1": 40, "H1": 40, "N1": 40, "P1": 40, "W1": 100, "W2": 120}
-FIXED = {"N1": "300.00", "P1": "400.00", "W1": "500.00", "W2": "800.00"}
+DUE = {"F1": 40, "H1": 40, "N1": 40, "P1": 40, "W1": 100, "W2": 120, "W3": 110}
+FIXED = {"N1": "300.00", "P1": "400.00", "W1": "500.00", "W2": "800.00", "W3": "250.00"}
 PAYMENTS = {DAYS[1]: [["PF1", "F1", "", "50.00", f"{ago(15)}T10:00:00+08:00"],
                       ["PH1", "H1", "", "100.00", f"{ago(15)}T10:00:00+08:00"]],
             DAYS[2]: [["PH2", "H1", "", "100.00", f"{ago(10)}T10:00:00+08:00"]]}
 EVENTS = [["EW1", "W1", "promise_to_pay", ago(30), "100.00", ago(21), ""],
           ["EW2", "W1", "promise_to_pay", ago(20), "100.00", ago(13), ""],
           ["EP1", "P1", "dispute_opened", ago(60), "", "", ""],
-          ["EP2", "P1", "dispute_closed", ago(30), "", "", ""]]
+          ["EP2", "P1", "dispute_closed", ago(30), "", "", ""],
+          # Staff served W3's disconnection notice in person 100 days ago (CONTRACT §8).
+          ["ES3", "W3", "notice_served", ago(100), "", "", "disconnection_notice"]]
 
 
 def _deliver_and_decide(engine, tmp_path):
@@ -79,7 +81,8 @@ EXPECTED = {"F1": ("forgetful", f"segment:forgetful:paid_{ago(15)}_after_reminde
             "N1": ("new", "segment:new:no_rule_applies"),
             "P1": ("disputing", f"segment:disputing:dispute_closed_{ago(30)}"),
             "W1": ("wilful", "segment:wilful:broken_2_in_180_days"),
-            "W2": ("wilful", f"segment:wilful:dpd_120_no_payment_90_days_after_notice_{ago(95)}")}
+            "W2": ("wilful", f"segment:wilful:dpd_120_no_payment_90_days_after_notice_{ago(95)}"),
+            "W3": ("wilful", f"segment:wilful:dpd_110_no_payment_90_days_after_notice_{ago(100)}")}
 
 
 def test_each_rule_is_read_from_the_record(decided):
@@ -90,7 +93,7 @@ def test_each_rule_is_read_from_the_record(decided):
     got = {aid: (seg, next(r for r in reasons.split(";") if r.startswith("segment:")))
            for aid, seg, reasons in rows}
     assert got == EXPECTED
-    assert result.by_segment == {"forgetful": 1, "hardship": 1, "new": 1, "disputing": 1, "wilful": 2}
+    assert result.by_segment == {"forgetful": 1, "hardship": 1, "new": 1, "disputing": 1, "wilful": 3}
 
 
 def test_segment_in_decisions_csv_summary_report_and_audit_trail(decided, tmp_path):
@@ -105,7 +108,7 @@ def test_segment_in_decisions_csv_summary_report_and_audit_trail(decided, tmp_pa
                        "segment"]
     assert {r[0]: r[7] for r in rows[1:]} == {a: s for a, (s, _) in EXPECTED.items()}
     counts = decision_counts(engine, D)
-    assert counts["by_segment"] == {"disputing": 1, "hardship": 1, "wilful": 2, "forgetful": 1, "new": 1}
+    assert counts["by_segment"] == {"disputing": 1, "hardship": 1, "wilful": 3, "forgetful": 1, "new": 1}
     with engine.connect() as conn:
         entries = {e.account_id: e.payload for e in decision_entries(conn, CycleRun(D, run_id=f"run-{D}"))}
     assert entries["W2"]["segment"] == "wilful" and entries["W2"]["late_fee_waived"] is False
@@ -138,8 +141,9 @@ def test_agents_lists_are_ordered_by_segment_then_amount_with_a_hint_per_segment
     visits = list(csv.DictReader(io.StringIO(
         (tmp_path / "lists" / D.isoformat() / "field_visits.csv").read_text(encoding="utf-8"))))
     # hardship, disputing, wilful (larger outstanding first), new, forgetful
-    assert [v["account_id"] for v in visits] == ["H1", "P1", "W2", "W1", "N1", "F1"]
-    assert [v["segment"] for v in visits] == ["hardship", "disputing", "wilful", "wilful", "new", "forgetful"]
+    assert [v["account_id"] for v in visits] == ["H1", "P1", "W2", "W1", "W3", "N1", "F1"]
+    assert [v["segment"] for v in visits] == ["hardship", "disputing", "wilful", "wilful", "wilful",
+                                              "new", "forgetful"]
     hints = {v["account_id"]: v["visit_hints"] for v in visits}
     assert "Hardship (困难型)" in hints["H1"] and "Disputing (质疑型)" in hints["P1"]
     assert "Wilful (恶意拖欠型)" in hints["W1"] and "Offer payment" not in hints["W1"]

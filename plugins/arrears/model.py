@@ -94,6 +94,7 @@ class SegmentFacts:
     reminders: tuple[date, ...] = ()          # days a reminder was delivered
     notices_served: tuple[date, ...] = ()     # days a notice was served (delivered)
     broken_promises: tuple[date, ...] = ()    # until_date of each promise found unkept
+    broken_plans: tuple[date, ...] = ()       # days a plan broke by a missed instalment (§8)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 --                    staging of the date the payment was first seen): a part payment
 --   reminder         a message carrying a reminder that was delivered (outbox status sent)
 --   notice_served    a credit pre-notice or disconnection notice delivered (served means
---                    delivered, CONTRACT §2), or a disconnection notice's recorded service
+--                    delivered, CONTRACT §2), a disconnection notice's recorded service, or
+--                    staff's service in person (case event notice_served, §8)
 --   promise_broken   a promise to pay whose until_date passed with the account still overdue on
 --                    the first cycle date after it
 SELECT f.account_id, f.fact, f.day, f.flag FROM (
@@ -31,6 +32,13 @@ SELECT f.account_id, f.fact, f.day, f.flag FROM (
     SELECT n.account_id, 'notice_served', n.served_on, 0
     FROM disconnection_notices n JOIN extract_accounts a ON a.account_id = n.account_id AND a.cycle_date = :d
     WHERE n.served_on >= :since AND n.served_on < :d
+      AND a.account_id >= :lo COLLATE BINARY
+      AND (CAST(:hi AS TEXT) IS NULL OR a.account_id < :hi COLLATE BINARY)
+    UNION ALL
+    SELECT e.account_id, 'notice_served', e.effective_date, 0
+    FROM case_events e JOIN extract_accounts a ON a.account_id = e.account_id AND a.cycle_date = :d
+    WHERE e.event_type = 'notice_served' AND e.first_seen <= :d
+      AND e.effective_date >= :since AND e.effective_date <= :d
       AND a.account_id >= :lo COLLATE BINARY
       AND (CAST(:hi AS TEXT) IS NULL OR a.account_id < :hi COLLATE BINARY)
     UNION ALL

@@ -6,6 +6,7 @@ stage from DPD -> holds -> segment (§6) -> messages (contact limits) -> escalat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 
 from arrears.model import ACTIONS, HOLDS, Account, CaseEvent, Decision, History, OpenBill
@@ -77,12 +78,15 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
     entered = _stage_entered_on(stage, history, cycle_date)
     late_fee, bill_fees = account_late_fee(bills, account.customer_class, cycle_date, policy)
     holds = active_holds(account, events, outstanding, cycle_date, policy, payments)
-    segment, segment_reason = segment_of(account, events, history.segment_facts, dpd, cycle_date,
-                                         policy.segments)
+    plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
+    facts = history.segment_facts
+    if plan is not None and plan.missed is not None:  # a plan broken by a missed instalment
+        facts = replace(facts, broken_plans=(
+            *facts.broken_plans, plan.missed + timedelta(days=policy.plan_grace_days + 1)))
+    segment, segment_reason = segment_of(account, events, facts, dpd, cycle_date, policy.segments)
     if segment_as is not None:
         segment, segment_reason = segment_as, f"segment:{segment_as}:as_requested"
     reasons = [f"stage:{stage}:dpd_{dpd}", segment_reason]
-    plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
     if plan is not None and plan.missed is not None:
         reasons.append(plan.reason)
     waived_for = late_fee_waiver(account, segment, policy) if late_fee else None

@@ -91,9 +91,9 @@ def _hardship(account: Account, events: list[CaseEvent], facts: SegmentFacts, cy
     relief = sorted(account.protections & rules.hardship_protections)
     if relief:
         return "+".join(relief)
-    since = cycle_date - timedelta(days=rules.plan_days)
+    # A plan agreed within the window (one agreed earlier, even if broken lately, is not).
     plans = [e for e in events if e.event_type == "payment_plan"
-             and (e.effective_date >= since or (e.until_date is not None and e.until_date >= since))]
+             and _within(e.effective_date, cycle_date, rules.plan_days)]
     if plans:
         return f"payment_plan_{plans[-1].effective_date}"
     parts = [p for p in facts.payments
@@ -109,6 +109,7 @@ def _wilful(events: list[CaseEvent], facts: SegmentFacts, dpd: int, cycle_date: 
               if _within(d, cycle_date, rules.broken_days) and d < cycle_date]
     broken += [e.effective_date for e in events if e.event_type == "plan_broken"
                and _within(e.effective_date, cycle_date, rules.broken_days)]
+    broken += [d for d in facts.broken_plans if _within(d, cycle_date, rules.broken_days)]
     if len(broken) >= rules.broken_min:
         return f"broken_{len(broken)}_in_{rules.broken_days}_days"
     if dpd < rules.wilful_min_dpd:
