@@ -63,8 +63,13 @@ def stage_bills(engine: Engine, cycle_date: date) -> int:
         return staged
 
 
+NO_FACTS = SegmentFacts()
+
+
 def segment_facts(rows: list) -> SegmentFacts:
     """The rows of include/sql/cycle/segment_history.sql of one account as SegmentFacts."""
+    if not rows:
+        return NO_FACTS
     payments, reminders, notices, broken = [], [], [], []
     for _, fact, day, flag in rows:
         day = as_date(day)

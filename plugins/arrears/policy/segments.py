@@ -139,6 +139,10 @@ def segment(account: Account, events: Iterable[CaseEvent], facts: SegmentFacts, 
             cycle_date: date, rules: SegmentRules) -> tuple[str, str]:
     """(segment, reason code) of the account on D: the first rule of CONTRACT §6 that applies.
     Only events effective on or before D count."""
+    if not (events or facts.payments or facts.broken_promises or facts.broken_plans
+            or (facts.notices_served and dpd >= rules.wilful_min_dpd)
+            or account.protections & rules.hardship_protections):
+        return NEW  # most of the book: nothing any rule could use (a reminder alone is not enough)
     known = sorted((e for e in events if e.effective_date <= cycle_date),
                    key=lambda e: (e.effective_date, e.event_id))
     for name, why in (("disputing", lambda: _disputing(known, cycle_date, rules)),
@@ -148,4 +152,7 @@ def segment(account: Account, events: Iterable[CaseEvent], facts: SegmentFacts, 
         rule = why()
         if rule is not None:
             return name, f"segment:{name}:{rule}"
-    return "new", "segment:new:no_rule_applies"
+    return NEW
+
+
+NEW = ("new", "segment:new:no_rule_applies")
