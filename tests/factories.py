@@ -70,3 +70,36 @@ def landing(folder: Path, accounts: list[list], bills: list[list], payments: lis
     if events is not None:
         write_csv(folder / "case_events.csv", EVENT_HEADER, events, encoding, bom)
     return folder
+
+
+TZ = "Asia/Shanghai"
+
+
+def at_local(day: date, hour: int = 9):
+    """A clock fixed at ``hour`` o'clock on ``day`` in the utility's time zone."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+    moment = datetime.combine(day, time(hour), tzinfo=ZoneInfo(TZ))
+    return lambda: moment
+
+
+def deliver(engine, outbox: Path, run, policy=POLICY, on: date | None = None, transports=None,
+            window=None) -> dict:
+    """The delivery half of a cycle: D's messages queued, sent at 09:00 local on ``on`` (default
+    D) through ``transports`` (default the embedded file transports), and what was delivered
+    recorded as service. Returns the dispatch summary with its ``service``."""
+    from datetime import time
+
+    from arrears.delivery.dispatch import dispatch
+    from arrears.delivery.outbox import Attempt, queue_messages
+    from arrears.delivery.transports import EmlFileTransport, SmsJsonlTransport, mail_domain, mail_from
+    from arrears.records.service import Recorder, after_dispatch
+    clock = at_local(on or run.cycle_date)
+    queue_messages(engine, run, policy, mail_domain(None), clock())
+    transports = transports or {"email": EmlFileTransport(outbox, mail_from(None)),
+                                "sms": SmsJsonlTransport(outbox)}
+    attempt = Attempt(run.run_id, "dispatch_messages", 1)
+    result = dispatch(engine, transports, tz=TZ, window=window or (time(0), time.max),
+                      attempt=attempt, dates=[run.cycle_date], clock=clock).as_dict()
+    result["service"] = after_dispatch(engine, outbox, TZ, policy, Recorder(run.run_id, "dispatch_messages", 1), [run.cycle_date])
+    return result

@@ -35,7 +35,7 @@ def test_no_credit_report_without_a_prenotice_in_this_escalation_spell():
     # A pre-notice from an earlier spell (before this escalation entry) does not count.
     old = decided(prenotices=(ENTERED - timedelta(days=40),))
     assert "credit_report" not in old.actions
-    assert "credit_report:no_prenotice_yet" in old.reasons
+    assert "credit_report:no_prenotice_served" in old.reasons
 
 
 @pytest.mark.parametrize("last_report, reported", [

@@ -14,7 +14,7 @@ from arrears.cycle.run import CycleRun
 from arrears.disconnection import disconnection_step, record_answer, release_batch
 from arrears.disconnection.release import Safety, open_batch
 from arrears.ingest import ingest_delivery
-from factories import CALENDAR, POLICY, landing
+from factories import CALENDAR, POLICY, deliver, landing
 
 D1 = date(2026, 11, 16)      # Monday: notices served, earliest disconnection Monday 23 Nov
 D2 = date(2026, 11, 23)      # the earliest date: orders proposed
@@ -32,7 +32,7 @@ def item(aid: str, amount: str, due: str = "2026-09-01") -> list:
 
 def run_cycle(engine, tmp_path: Path, day: date, accounts: list, bills: list, payments=None,
               events=None, run_type: str = "manual", policy=POLICY, stage: bool = True,
-              step: bool = True):
+              step: bool = True, delivered: bool = True):
     folder = landing(tmp_path / "landing" / day.isoformat(), accounts, bills, payments, events)
     ingest_delivery(engine, folder, day)
     if not stage:  # delivered but its cycle has not staged it yet
@@ -42,7 +42,11 @@ def run_cycle(engine, tmp_path: Path, day: date, accounts: list, bills: list, pa
     decide_cycle(engine, run, policy, CALENDAR)
     if not step:  # decided, but the disconnection step of that cycle has not run yet
         return None
-    return disconnection_step(engine, run, policy, CALENDAR, tmp_path / "outbox")
+    out = disconnection_step(engine, run, policy, CALENDAR, tmp_path / "outbox")
+    if delivered and not run.replay:  # then D's messages go out: a notice delivered is served
+        deliver(engine, tmp_path / "outbox", run, policy)
+        out.served = len(rows(engine, "SELECT notice_id FROM disconnection_notices WHERE served_on = :d", d=day))
+    return out
 
 
 def rows(engine, query: str, **params) -> list:
@@ -86,7 +90,7 @@ def test_notice_served_once_with_its_business_day_and_files(engine, tmp_path):
     assert again.served == 1 and read(tmp_path, D1, "notices.csv") == notices
     assert rows(engine, "SELECT notice_id FROM disconnection_notices") == [("DN-20261116-E1",)]
     assert rows(engine, "SELECT event, run_id, task_id, try_number FROM disconnection_log") == [
-        ("notice_served", "manual__2026-11-16", "disconnection", 1)]
+        ("notice_served", "manual__2026-11-16", "dispatch_messages", 1)]
 
 
 def test_a_replay_serves_nothing_and_proposes_nothing_to_approve(engine, tmp_path):
@@ -120,11 +124,11 @@ def test_payment_cancels_the_notice_and_the_customer_is_told_in_the_next_message
     assert [(a, as_date(c), r) for a, c, r in rows(
         engine, "SELECT account_id, closed_on, closed_reason FROM disconnection_notices"
                 " ORDER BY account_id")] == [
-        ("E1", date(2026, 11, 17), "cancelled:below_minimum"),
-        ("E2", date(2026, 11, 17), "cancelled:paid_in_full")]
+        ("E1", date(2026, 11, 17), "notice_lapsed:below_minimum"),
+        ("E2", date(2026, 11, 17), "notice_lapsed:paid_in_full")]
     assert read(tmp_path, date(2026, 11, 17), "cancelled_notices.csv").splitlines()[1:] == [
-        "E1,DN-20261116-E1,2026-11-16,2026-11-17,cancelled:below_minimum",
-        "E2,DN-20261116-E2,2026-11-16,2026-11-17,cancelled:paid_in_full"]
+        "E1,DN-20261116-E1,2026-11-16,2026-11-17,notice_lapsed:below_minimum",
+        "E2,DN-20261116-E2,2026-11-16,2026-11-17,notice_lapsed:paid_in_full"]
     # 18 Nov: the 7-day repeat rule holds the next message back; 23 Nov it goes and tells.
     run_cycle(engine, tmp_path, date(2026, 11, 18), [acct("E1")], [item("E1", "50.00")])
     told = rows(engine, "SELECT message_kinds, actions FROM decisions WHERE account_id = 'E1'"
@@ -190,8 +194,8 @@ def test_payment_between_proposal_and_release_cancels_instead_of_releasing(engin
     assert out.released == ["WO-20261116-E1"]
     assert out.withheld["DN-20261116-E4"].startswith("no_longer_eligible:escalation_stopped:disputed")
     if cycle_cancelled_first:
-        assert out.withheld["DN-20261116-E2"] == "notice_closed:cancelled:below_minimum"
-        assert out.withheld["DN-20261116-E3"] == "notice_closed:cancelled:paid_in_full"
+        assert out.withheld["DN-20261116-E2"] == "notice_closed:notice_lapsed:below_minimum"
+        assert out.withheld["DN-20261116-E3"] == "notice_closed:notice_lapsed:paid_in_full"
         assert out.cancelled == {}
     else:
         assert out.withheld["DN-20261116-E2"].startswith("no_longer_eligible:disconnection:below_minimum")

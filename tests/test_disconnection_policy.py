@@ -17,7 +17,9 @@ NOTICE = Notice("DN-20261106-A1", date(2026, 11, 6), date(2026, 11, 13))
 
 
 def pending(notice: Notice = NOTICE, **kw) -> History:
-    return History(pending_notice=notice, **kw)
+    """A notice served in the account's current escalation spell (entered well before it)."""
+    spell = {"previous_stage": "escalation", "stage_entered_on": date(2026, 10, 1)}
+    return History(pending_notice=notice, **{**spell, **kw})
 
 
 # --- notices --------------------------------------------------------------------------------------
@@ -127,10 +129,29 @@ def test_no_order_for_a_medical_device_ever():
 @pytest.mark.parametrize("flag", ["low_income", "five_guarantee"])
 def test_winter_protection_stops_orders_in_winter_only(flag):
     for on, allowed in ((date(2026, 12, 1), False), (date(2027, 2, 28), False),
-                        (date(2026, 11, 30), True), (date(2027, 3, 1), True)):
+                        (date(2026, 11, 30), True)):
         d = decide_one(account(protections=flag), bills=[bill(on - timedelta(days=45), 50_000)],
                        history=pending(), on=on)
         assert ("disconnection_order" in d.actions) is allowed, on
+    # The notice of November did not wait all winter: it lapsed 30 days after its earliest date,
+    # so 1 March brings no order at once (a new notice first).
+    d = decide_one(account(protections=flag), bills=[bill(date(2027, 1, 15), 50_000)],
+                   history=pending(), on=date(2027, 3, 1))
+    assert "disconnection_order" not in d.actions
+    assert f"disconnection:notice_{NOTICE.notice_id}_lapsed:expired" in d.reasons
+
+
+def test_a_notice_lapses_notice_valid_days_after_its_earliest_date():
+    last_day = NOTICE.earliest_disconnection + timedelta(days=POLICY.notice_valid_days - 1)
+    for on, order in ((last_day, True), (last_day + timedelta(days=1), False)):
+        d = decide_one(bills=[bill(on - timedelta(days=45), 50_000)], history=pending(), on=on)
+        assert ("disconnection_order" in d.actions) is order, on
+
+
+def test_an_order_rests_only_on_a_notice_of_the_current_spell():
+    d = decide_one(bills=ESCALATION, history=pending(stage_entered_on=NOTICE.served_on + timedelta(days=1)))
+    assert "disconnection_order" not in d.actions
+    assert f"disconnection:notice_{NOTICE.notice_id}_of_an_earlier_spell" in d.reasons
 
 
 def test_a_dispute_closed_lets_the_order_through_again():

@@ -78,15 +78,21 @@ def test_protected_medical_is_never_disconnected_but_otherwise_escalates():
 
 
 @pytest.mark.parametrize("flag", ["low_income", "five_guarantee"])
-@pytest.mark.parametrize("day, winter", [
-    (date(2026, 12, 1), True), (date(2027, 2, 28), True), (date(2028, 2, 29), True),
-    (date(2026, 11, 30), False), (date(2027, 3, 1), False),
+@pytest.mark.parametrize("day, winter, notice", [
+    (date(2026, 12, 1), True, False), (date(2027, 2, 28), True, False),
+    (date(2028, 2, 29), True, False),
+    # Late November: not yet winter, but the earliest date (7 days on) would be: no notice.
+    (date(2026, 11, 30), False, False), (date(2026, 11, 24), False, False),
+    (date(2026, 11, 20), False, True), (date(2027, 3, 1), False, True),
 ])
-def test_protected_winter_1_dec_to_end_feb(flag, day, winter):
+def test_protected_winter_1_dec_to_end_feb(flag, day, winter, notice):
     bills = [bill(day - timedelta(days=70), 50_000)]
     d = decide_one(account(protections=flag), bills=bills, on=day)
     assert ("protected_winter" in d.holds) is winter
-    assert ("disconnection_notice" in d.actions) is not winter
+    assert ("disconnection_notice" in d.actions) is notice
+    if not winter and not notice:
+        assert any(r.startswith("disconnection_notice:earliest_2026-12-")
+                   and r.endswith("_protected:protected_winter") for r in d.reasons), d.reasons
 
 
 @pytest.mark.parametrize("channel, other", [("email", "sms"), ("sms", "email")])

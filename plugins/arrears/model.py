@@ -99,17 +99,20 @@ class SegmentFacts:
 
 @dataclass(frozen=True)
 class History:
-    """What earlier, non-replay cycles (strictly before D) decided for the account."""
+    """What earlier, non-replay cycles (strictly before D) decided for the account, and what
+    happened: messages on their way or sent, notices served, addresses that failed for good."""
     previous_stage: str | None = None
     stage_entered_on: date | None = None           # of previous_stage
     messages: tuple[tuple[date, str], ...] = ()    # (cycle date, channel) of every message
-    prenotices: tuple[date, ...] = ()
+    prenotices: tuple[date, ...] = ()              # service dates of credit pre-notices
     lawyer_letters: tuple[date, ...] = ()
     credit_reports: tuple[date, ...] = ()
     pending_notice: Notice | None = None
     cancelled_notice: Notice | None = None       # cancelled before D, customer not yet told
     order_released_on: date | None = None        # latest work order released (on or before D)
     segment_facts: SegmentFacts = SegmentFacts()
+    notices_decided: tuple[tuple[date, str], ...] = ()   # (cycle date, notice) decided before D
+    contact_gaps: frozenset[tuple[str, str]] = frozenset()  # (channel, address) failed for good
 
 
 @dataclass(frozen=True)

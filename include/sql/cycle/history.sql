@@ -1,14 +1,14 @@
 -- What earlier non-replay cycles decided, one row per account of D's extract and earlier date
--- that matters: the latest decision (for the stage spell), the recent messages (contact limits),
--- and the latest pre-notice, lawyer letter and credit report.
+-- that matters: the latest decision (for the stage spell), and the decisions that issued a
+-- pre-notice, a disconnection notice, a lawyer letter or a credit report. (Messages and service
+-- come from what happened: cycle/what_happened.sql.)
 SELECT d.account_id, d.cycle_date, d.stage, d.stage_entered_on, d.actions
 FROM decisions d JOIN extract_accounts a ON a.account_id = d.account_id AND a.cycle_date = :d
 WHERE d.replay = 0 AND d.cycle_date < :d
   AND a.account_id >= :lo COLLATE BINARY
   AND (CAST(:hi AS TEXT) IS NULL OR a.account_id < :hi COLLATE BINARY)
-  AND (d.cycle_date >= :recent
-       OR d.actions LIKE '%credit_prenotice%' OR d.actions LIKE '%lawyer_letter%'
-       OR d.actions LIKE '%credit_report%'
+  AND (d.actions LIKE '%credit_prenotice%' OR d.actions LIKE '%disconnection_notice%'
+       OR d.actions LIKE '%lawyer_letter%' OR d.actions LIKE '%credit_report%'
        OR d.cycle_date = (SELECT MAX(p.cycle_date) FROM decisions p
                           WHERE p.account_id = d.account_id AND p.replay = 0 AND p.cycle_date < :d))
 ORDER BY d.account_id COLLATE BINARY, d.cycle_date;

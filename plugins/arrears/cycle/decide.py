@@ -15,8 +15,8 @@ from arrears.db import sql
 from arrears.db.bulk import Batch
 from arrears.db.sqlfiles import spelled
 from arrears.ingest.validate import parse_instalments
-from arrears.model import (CHANNELS, Account, CaseEvent, Decision, History, Notice, OpenBill, Payment,
-                           SegmentFacts)
+from arrears.model import (SERVED_NOTICES, Account, CaseEvent, Decision, History, Notice, OpenBill,
+                           Payment, SegmentFacts)
 from arrears.policy import decide
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
@@ -84,18 +84,21 @@ def segment_facts(rows: list) -> SegmentFacts:
     return SegmentFacts(tuple(payments), tuple(reminders), tuple(sorted(set(notices))), tuple(broken))
 
 
-def _history(rows: list, pending: list, cycle_date: date, policy: Policy,
+def _history(rows: list, pending: list, happened: list,
              facts: SegmentFacts = SegmentFacts()) -> History:
-    recent = cycle_date - timedelta(days=max(policy.contact_cap_days, policy.contact_repeat_days))
-    messages, prenotices, letters, reports = [], [], [], []
+    messages, prenotices, letters, reports, decided, gaps = [], [], [], [], [], set()
     previous = None
+    for _, kind, day, channel, address in happened:
+        if kind == "message":
+            messages.append((as_date(day), channel))
+        elif kind == "credit_prenotice":
+            prenotices.append(as_date(day))
+        elif kind == "contact_gap":
+            gaps.add((channel, address))
     for _, day, stage, entered, actions in rows:
         day, acts = as_date(day), split_list(actions)
         previous = (stage, as_date(entered))
-        if day >= recent:
-            messages += [(day, ch) for ch in CHANNELS if ch in acts]
-        if "credit_prenotice" in acts:
-            prenotices.append(day)
+        decided += [(day, n) for n in SERVED_NOTICES if n in acts]
         if "lawyer_letter" in acts:
             letters.append(day)
         if "credit_report" in acts:
@@ -114,7 +117,8 @@ def _history(rows: list, pending: list, cycle_date: date, policy: Policy,
                    messages=tuple(messages), prenotices=tuple(prenotices),
                    lawyer_letters=tuple(letters), credit_reports=tuple(reports),
                    pending_notice=notice, cancelled_notice=cancelled,
-                   order_released_on=released_on, segment_facts=facts)
+                   order_released_on=released_on, segment_facts=facts,
+                   notices_decided=tuple(decided), contact_gaps=frozenset(gaps))
 
 
 def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
@@ -133,13 +137,15 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
                                              for p in arms.policies))
     bills = AccountStream(stream.execute(sql("cycle/open_bills.sql", dialect), d))
     events = AccountStream(stream.execute(sql("cycle/case_events.sql", dialect), d))
-    history = AccountStream(stream.execute(sql("cycle/history.sql", dialect), {**d, "recent": recent}))
+    history = AccountStream(stream.execute(sql("cycle/history.sql", dialect), d))
     notices = AccountStream(stream.execute(sql("cycle/pending_notices.sql", dialect), d))
     replies = AccountStream(stream.execute(sql("cycle/reply_opt_outs.sql", dialect), d))
     plan_payments = AccountStream(stream.execute(sql("cycle/plan_payments.sql", dialect), d))
     since = cycle_date - timedelta(days=max(p.segments.lookback_days for p in arms.policies))
     segments = AccountStream(stream.execute(sql("cycle/segment_history.sql", dialect),
                                             {**d, "since": since}))
+    happened = AccountStream(stream.execute(sql("cycle/what_happened.sql", dialect),
+                                            {**d, "recent": recent}))
 
     dates: dict[tuple[date, int], date] = {}  # one calendar look-up per serving date and arm
 
@@ -163,7 +169,7 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
                           parse_instalments(e[7])) for e in events.take(aid)]
         paid = [(as_date(p[1]), p[2]) for p in plan_payments.take(aid)]
         mine = arms.policy_for(aid)
-        past = _history(history.take(aid), notices.take(aid), cycle_date, mine,
+        past = _history(history.take(aid), notices.take(aid), happened.take(aid),
                         segment_facts(segments.take(aid)))
         yield decide(account, open_bills, case, past, cycle_date, mine, earliest_for[mine.version],
                      paid)

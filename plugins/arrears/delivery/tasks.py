@@ -16,6 +16,7 @@ from arrears.delivery.outbox import Attempt, message_counts, queue_messages
 from arrears.channels import registry as channel_registry
 from arrears.delivery.transports import mail_domain
 from arrears.policy import load_policy
+from arrears.records.service import Recorder, after_dispatch
 from arrears.settings import Settings, get_connection, get_variable, parse_window
 
 log = logging.getLogger("arrears")
@@ -63,6 +64,9 @@ def _dispatch(context, dates, clock: Clock) -> dict:
                       attempt=attempt, dates=dates, clock=clock)
     summary = result.as_dict()
     log.info("dispatch: %s", summary)
+    portfolio = (context.get("params") or {}).get("portfolio", "default")
+    summary["service"] = after_dispatch(eng, s.outbox, s.timezone, load_policy(portfolio),
+                                        Recorder(attempt.run_id, attempt.task_id, attempt.try_number), dates)
     with eng.connect() as conn:
         for key, error in conn.execute(text(
                 "SELECT idem_key, last_error FROM outbox WHERE status = 'permanent_failure'"

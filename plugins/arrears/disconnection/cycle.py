@@ -1,17 +1,22 @@
 """The cycle's disconnection step for cycle date D, after the decisions of D:
 
-serve the notices D decided, cancel the notices of accounts that paid (gone from the extract or
-below the disconnection minimum), note the cancellations D's messages tell the customer of,
-record D's proposed orders, and write ``disconnection/`` notices, proposals and cancellations.
+lapse the notices CONTRACT §2 ends (the account paid, fell below the disconnection minimum, left
+escalation, or the notice outlived ``notice_valid_days`` after its earliest date without an
+order), note the lapses D's messages tell the customer of, record D's proposed orders, and write
+``disconnection/`` notices, proposals and lapsed notices.
 
-A replay (backfill without allow_contact) serves, cancels and proposes nothing: it only rewrites
-the files from what the normal runs recorded and what its own decisions propose.
+A notice is not served here: a decision only asks for it. It is served when the message carrying
+it is delivered or staff serve it in person (arrears.records.service), and ``notices.csv`` is
+written again after every dispatch.
+
+A replay (backfill without allow_contact) lapses and proposes nothing: it only rewrites the
+files from what the normal runs recorded and what its own decisions propose.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -22,11 +27,11 @@ from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.records.service import NOTICE_COLUMNS, notice_id_for, write_served_notices  # noqa: F401
 from arrears.spreadsheet import csv_bytes
 
 log = logging.getLogger(__name__)
 
-NOTICE_COLUMNS = ("account_id", "notice_id", "served_on", "earliest_disconnection")
 PROPOSAL_COLUMNS = ("account_id", "notice_id")
 CANCELLED_COLUMNS = ("account_id", "notice_id", "served_on", "closed_on", "closed_reason")
 
@@ -34,11 +39,6 @@ _LOG_INSERT = text(
     "INSERT INTO disconnection_log (event_id, event, cycle_date, account_id, notice_id, detail,"
     " run_id, task_id, try_number) VALUES (:event_id, :event, :cycle_date, :account_id,"
     " :notice_id, :detail, :run_id, :task_id, :try_number) ON CONFLICT (event_id) DO NOTHING")
-
-
-def notice_id_for(account_id: str, served_on: date) -> str:
-    """Deterministic: one notice per account per service date, whatever the retries."""
-    return f"DN-{served_on:%Y%m%d}-{account_id}"
 
 
 def log_event(conn: Connection, run: CycleRun, event: str, cycle_date: date, account_id: str,
@@ -65,29 +65,11 @@ class CycleOutcome:
                 "replay": self.replay, "files": list(self.files)}
 
 
-def _serve(conn: Connection, run: CycleRun, policy: Policy, calendar: BusinessCalendar) -> int:
-    d = run.cycle_date
-    earliest = calendar.earliest_disconnection(d, policy.disconnection_notice_days)
-    accounts = [r[0] for r in conn.execute(text(
-        "SELECT account_id FROM decisions WHERE cycle_date = :d AND replay = 0"
-        " AND actions LIKE '%disconnection_notice%'"), {"d": d})]
-    if not accounts:
-        return 0
-    ids = [(a, notice_id_for(a, d)) for a in accounts]
-    conn.execute(sql("disconnection/serve_notices.sql", conn.dialect.name),
-                 [{"notice_id": n, "account_id": a, "served_on": d, "earliest": earliest}
-                  for a, n in ids])
-    conn.execute(_LOG_INSERT, [
-        {"event_id": f"notice_served:{n}", "event": "notice_served", "cycle_date": d,
-         "account_id": a, "notice_id": n, "detail": f"earliest {earliest}", "run_id": run.run_id,
-         "task_id": run.task_id, "try_number": run.try_number} for a, n in ids])
-    return len(accounts)
-
-
 def _cancel(conn: Connection, run: CycleRun, policy: Policy) -> int:
     d = run.cycle_date
     rows = conn.execute(sql("disconnection/notices_to_cancel.sql", conn.dialect.name),
-                        {"d": d, "minimum": policy.disconnection_min_outstanding_fen}).all()
+                        {"d": d, "minimum": policy.disconnection_min_outstanding_fen,
+                         "expired_on_or_before": d - timedelta(days=policy.notice_valid_days)}).all()
     for notice_id, account_id, reason in rows:
         conn.execute(text("UPDATE disconnection_notices SET closed_on = :d, closed_reason = :r"
                           " WHERE notice_id = :n AND closed_on IS NULL"),
@@ -128,24 +110,21 @@ def disconnection_step(engine: Engine, run: CycleRun, policy: Policy, calendar: 
     d = run.cycle_date
     with engine.begin() as conn:
         if not run.replay:
-            out.served = _serve(conn, run, policy, calendar)
             out.cancelled = _cancel(conn, run, policy)
             out.told = _told(conn, run)
         proposals = _propose(conn, run, record=not run.replay)
-        notices = conn.execute(text(
-            "SELECT account_id, notice_id, served_on, earliest_disconnection"
-            " FROM disconnection_notices WHERE served_on = :d"), {"d": d}).all()
+        out.served = conn.execute(text(
+            "SELECT COUNT(*) FROM disconnection_notices WHERE served_on = :d"), {"d": d}).scalar_one()
         cancelled = conn.execute(text(
             "SELECT account_id, notice_id, served_on, closed_on, closed_reason"
-            " FROM disconnection_notices WHERE closed_on = :d AND closed_reason LIKE 'cancelled%'"),
+            " FROM disconnection_notices WHERE closed_on = :d AND closed_reason <> 'order_released'"),
             {"d": d}).all()
     out.proposed = len(proposals)
     out.proposed_fen = sum(r[2] for r in proposals)
     folder = cycle_folder(outbox, d) / "disconnection"
     key = lambda r: (r[0], r[1])  # noqa: E731 - byte order, whatever the database's collation
     files = [
-        write_atomic(folder / "notices.csv", csv_bytes(NOTICE_COLUMNS, (
-            (a, n, as_date(s), as_date(e)) for a, n, s, e in sorted(notices, key=key)))),
+        write_served_notices(engine, outbox, d),
         write_atomic(folder / "proposed_orders.csv", csv_bytes(PROPOSAL_COLUMNS, (
             (a, n) for a, n, *_ in sorted(proposals, key=key)))),
         write_atomic(folder / "cancelled_notices.csv", csv_bytes(CANCELLED_COLUMNS, (

@@ -138,7 +138,11 @@ def recheck(conn: Connection, proposal: Proposal, batch_date: date, release_date
     events = [CaseEvent(e[0], e[1], as_date(e[2]), e[3], as_date(e[4])) for e in conn.execute(
         sql("disconnection/recheck_events.sql", dialect), {"a": a, "r": r})]
     notice = Notice(proposal.notice_id, as_date(notice_row[0]), as_date(notice_row[1]))
-    decision = decide(account, bills, events, History(pending_notice=notice), release_date,
+    # The proposal was made in the spell the notice was served in; decide() then checks that
+    # the account is still in escalation.
+    spell = History(pending_notice=notice, previous_stage="escalation",
+                    stage_entered_on=notice.served_on)
+    decision = decide(account, bills, events, spell, release_date,
                       policy, lambda d: calendar.earliest_disconnection(d, policy.disconnection_notice_days))
     if "disconnection_order" in decision.actions:
         return Check(proposal, True, "eligible")

@@ -47,6 +47,8 @@ class Policy:
     plan_grace_days: int = 5        # an instalment unpaid this long after its due date breaks the plan
     objection_answer_days: int = 20     # a bureau objection must be answered within this
     objection_alert_after_days: int = 15  # ops are alerted once one is open longer than this
+    # A notice lapses this many days after its earliest disconnection date without an order.
+    notice_valid_days: int = 30
     # Local calendar overrides for disconnection dates (ISO dates), where the library lacks them.
     extra_holidays: tuple[str, ...] = ()
     extra_workdays: tuple[str, ...] = ()
@@ -150,6 +152,7 @@ def policy_from_dict(raw: dict) -> Policy:
             objection_answer_days=int(raw.get("bureau_objection", {}).get("answer_days", 20)),
             objection_alert_after_days=int(
                 raw.get("bureau_objection", {}).get("alert_after_days", 15)),
+            notice_valid_days=int(d.get("notice_valid_days", 30)),
             extra_holidays=tuple(str(x) for x in d.get("extra_holidays", ())),
             extra_workdays=tuple(str(x) for x in d.get("extra_workdays", ())),
             channel_slots=_channel_slots(raw, rules),

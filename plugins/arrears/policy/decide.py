@@ -9,10 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 
-from arrears.model import ACTIONS, HOLDS, Account, CaseEvent, Decision, History, OpenBill
+from arrears.model import (ACTIONS, HOLDS, SERVED_NOTICES, Account, CaseEvent, Decision, History,
+                           OpenBill)
 from arrears.policy.config import Policy
+from arrears.policy.holds import (STOPS_CONTACT, STOPS_DISCONNECTION, STOPS_ESCALATION, STOPS_MESSAGES,
+                                  active_holds, protections_on)
 from arrears.policy.plans import plan_of
-from arrears.policy.holds import STOPS_CONTACT, STOPS_DISCONNECTION, STOPS_ESCALATION, STOPS_MESSAGES, active_holds
 from arrears.policy.late_fee import account_late_fee
 from arrears.policy.segments import segment as segment_of
 from arrears.policy.stages import days_past_due, stage_for
@@ -48,6 +50,10 @@ def plan_channels(account: Account, holds: set[str], history: History, stage_ent
                 reasons.append(f"{candidate}:opted_out")
             elif not account.address(policy.rule(candidate).address_field):
                 reasons.append(f"{candidate}:contact_gap")
+            elif (candidate, account.address(policy.rule(candidate).address_field)) in history.contact_gaps:
+                # This address failed for good (SMTP 5xx, a gateway's permanent error): a gap,
+                # so the slot falls back, until the extract brings a different address.
+                reasons.append(f"{candidate}:contact_gap:permanent_failure")
             else:
                 channel = candidate
                 break
@@ -130,11 +136,15 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
             reasons.append("reminders_only:payment_plan")
     elif stage == "formal_notice":
         kinds.append("formal_notice")
-    if escalating and channels:
-        if not any(d >= entered for d in history.prenotices):
+    if escalating and not any(d >= entered for d in history.prenotices):
+        # Until a pre-notice of this spell is served (delivered or in person), every message
+        # of the spell carries it.
+        if channels:
             kinds.append("credit_prenotice")
             actions.add("credit_prenotice")
             reasons.append("credit_prenotice:escalation_entry")
+        else:
+            reasons.append("credit_prenotice:no_channel_to_deliver")
     if history.cancelled_notice is not None and channels:
         kinds.append("disconnection_cancelled")
         reasons.append(f"disconnection_cancelled:notice_{history.cancelled_notice.notice_id}")
@@ -148,6 +158,8 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
     if stage == "escalation" and not holds & STOPS_CONTACT:
         actions.add("field_visit")
         reasons.append("field_visit:escalation")
+        reasons += [f"field_visit:serve_{n}_in_person"
+                    for n in _to_serve_in_person(history, entered, cycle_date, actions, reasons)]
 
     if channels and kinds:
         actions.update(channels)
@@ -156,21 +168,41 @@ def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEve
     return finish()
 
 
+def _to_serve_in_person(history: History, entered: date, cycle_date: date, actions: set[str],
+                        reasons: list[str]) -> list[str]:
+    """The notices of this escalation spell that no message can deliver: decided on an earlier
+    date and still not served (and not sent again today), or due today with no channel left."""
+    served = {"credit_prenotice": any(d >= entered for d in history.prenotices),
+              "disconnection_notice": history.pending_notice is not None
+              and history.pending_notice.served_on >= entered}
+    stuck = {"credit_prenotice": "credit_prenotice:no_channel_to_deliver",
+             "disconnection_notice": "disconnection_notice:waits_for_a_message_channel"}
+    out = []
+    for notice in SERVED_NOTICES:
+        if served[notice] or notice in actions:
+            continue
+        decided = any(n == notice and entered <= d < cycle_date for d, n in history.notices_decided)
+        if decided or stuck[notice] in reasons:
+            out.append(notice)
+    return out
+
+
 def _escalation_actions(account: Account, history: History, cycle_date: date, policy: Policy,
                         segment: str, dpd: int, outstanding: int, holds: set[str], entered: date,
                         can_message: bool, kinds: list[str], actions: set[str],
                         reasons: list[str], earliest_disconnection: EarliestDisconnection) -> None:
-    # Credit report: pre-notice at least N days before D, once per calendar month.
-    prenotice = max((d for d in history.prenotices if d >= entered), default=None)
+    # Credit report: a pre-notice of this spell served at least N days before D, once per
+    # calendar month.
+    prenotice = min((d for d in history.prenotices if d >= entered), default=None)
     if prenotice is None:
-        reasons.append("credit_report:no_prenotice_yet")
+        reasons.append("credit_report:no_prenotice_served")
     elif (cycle_date - prenotice).days < policy.prenotice_lead_days:
-        reasons.append(f"credit_report:prenotice_{prenotice}_too_recent")
+        reasons.append(f"credit_report:prenotice_served_{prenotice}_too_recent")
     elif any((d.year, d.month) == (cycle_date.year, cycle_date.month) for d in history.credit_reports):
         reasons.append("credit_report:already_reported_this_month")
     else:
         actions.add("credit_report")
-        reasons.append(f"credit_report:prenotice_{prenotice}")
+        reasons.append(f"credit_report:prenotice_served_{prenotice}")
 
     # Lawyer letter: DPD (per segment, §6) and amount floors, at most one per N days.
     letter_from = lawyer_min_dpd(segment, policy)
@@ -191,17 +223,28 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
         reasons.append("disconnection:protected:" + "+".join(sorted(holds & STOPS_DISCONNECTION)))
         return
     notice = history.pending_notice
+    if notice is not None and notice.served_on < entered:
+        # An order rests only on a notice served in the current escalation spell.
+        reasons.append(f"disconnection:notice_{notice.notice_id}_of_an_earlier_spell")
+        notice = None
     if notice is None:
         earliest = earliest_disconnection(cycle_date)
+        winter = protections_on(account, earliest, policy)
         if history.order_released_on is not None and history.order_released_on >= entered:
             # Already cut off in this escalation spell: no second notice.
             reasons.append(f"disconnection:order_released_{history.order_released_on}")
+        elif winter:
+            # No notice whose earliest date falls where the account cannot be disconnected.
+            reasons.append(f"disconnection_notice:earliest_{earliest}_protected:"
+                           + "+".join(sorted(winter)))
         elif can_message:
             kinds.append("disconnection_notice")
             actions.add("disconnection_notice")
             reasons.append(f"disconnection_notice:earliest_{earliest}")
         else:
             reasons.append("disconnection_notice:waits_for_a_message_channel")
+    elif (cycle_date - notice.earliest_disconnection).days >= policy.notice_valid_days:
+        reasons.append(f"disconnection:notice_{notice.notice_id}_lapsed:expired")
     elif cycle_date >= notice.earliest_disconnection:
         actions.add("disconnection_order")
         reasons.append(f"disconnection_order:notice_{notice.notice_id}")

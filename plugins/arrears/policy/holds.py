@@ -12,8 +12,8 @@ from arrears.policy.plans import plan_of
 STOPS_ESCALATION = frozenset({"disputed", "promise_to_pay", "payment_plan", "deceased"})
 # Holds under which no message of any kind goes out.
 STOPS_MESSAGES = frozenset({"disputed", "promise_to_pay", "deceased"})
-# Holds that stop agents' calls and field visits too.
-STOPS_CONTACT = frozenset({"disputed", "promise_to_pay", "deceased"})
+# Holds that stop agents' calls and field visits too (a plan in good standing: reminders only).
+STOPS_CONTACT = frozenset({"disputed", "promise_to_pay", "deceased", "payment_plan"})
 # Holds that stop disconnection (notices, proposals and orders).
 STOPS_DISCONNECTION = STOPS_ESCALATION | {"protected_medical", "protected_winter"}
 
@@ -46,20 +46,25 @@ def _case_holds(events: Iterable[CaseEvent], cycle_date: date) -> set[str]:
     return holds
 
 
+def protections_on(account: Account, day: date, policy: Policy) -> set[str]:
+    """The protections that forbid disconnecting the account on ``day``."""
+    held = set()
+    if "medical_device" in account.protections:
+        held.add("protected_medical")
+    if account.protections & {"low_income", "five_guarantee"} and day.month in policy.winter_months:
+        held.add("protected_winter")
+    return held
+
+
 def active_holds(account: Account, events: Iterable[CaseEvent], outstanding_fen: int,
                  cycle_date: date, policy: Policy,
                  payments: Sequence[tuple[date, int]] = ()) -> set[str]:
     """``payments``: (paid_on, fen) known as of D, which an instalment plan is matched with."""
     events = list(events)
-    holds = _case_holds(events, cycle_date)
+    holds = _case_holds(events, cycle_date) | protections_on(account, cycle_date, policy)
     plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
     if plan is not None and plan.state == "broken":
         holds.discard("payment_plan")  # a missed instalment ends the plan (CONTRACT §8)
-    if "medical_device" in account.protections:
-        holds.add("protected_medical")
-    if (account.protections & {"low_income", "five_guarantee"}
-            and cycle_date.month in policy.winter_months):
-        holds.add("protected_winter")
     holds.update(f"opt_out_{channel}" for channel in account.opt_out)
     if outstanding_fen < policy.min_outstanding_fen:
         holds.add("below_threshold")
