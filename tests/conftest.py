@@ -90,3 +90,32 @@ def dagbag(airflow_home):
     """Every DAG of dags/, parsed the way the dag-processor parses them."""
     from airflow.dag_processing.dagbag import DagBag
     return DagBag(dag_folder=str(REPO / "dags"))
+
+
+@pytest.fixture
+def collection_conn(db_url):
+    """The test's collection database as an ``AIRFLOW_CONN_ARREARS_DB`` JSON value (each
+    backend), the way an operator would set it."""
+    import json
+    from sqlalchemy.engine import make_url
+    if db_url.startswith("sqlite"):
+        return json.dumps({"conn_type": "sqlite", "host": make_url(db_url).database})
+    url = make_url(db_url)
+    return json.dumps({"conn_type": "postgres", "host": url.host, "port": url.port or 5432,
+                       "login": url.username, "schema": url.database,
+                       "extra": {k: v for k, v in url.query.items()}})
+
+
+@pytest.fixture
+def dispatch_on_cycle_date(monkeypatch):
+    """`dag.test` of a past date: the cycle's dispatch runs at 09:00 local on its cycle date and
+    the hourly sweep at its own logical date, as they would in production (a message's
+    delivery date is its service date)."""
+    from datetime import timedelta
+
+    from arrears.delivery import tasks as delivery
+    cycle, sweep = delivery.dispatch_cycle, delivery.sweep
+    monkeypatch.setattr(delivery, "dispatch_cycle", lambda context: cycle(
+        context, clock=lambda: context["logical_date"] + timedelta(minutes=30)))
+    monkeypatch.setattr(delivery, "sweep", lambda context: sweep(
+        context, clock=lambda: context["logical_date"]))

@@ -200,11 +200,11 @@ def test_payment_between_proposal_and_release_cancels_instead_of_releasing(engin
     else:
         assert out.withheld["DN-20261116-E2"].startswith("no_longer_eligible:disconnection:below_minimum")
         assert out.withheld["DN-20261116-E3"] == "not_in_extract_of_2026-11-24"
-        assert out.cancelled == {"DN-20261116-E2": "cancelled:below_minimum",
-                                 "DN-20261116-E3": "cancelled:paid_in_full"}
+        assert out.cancelled == {"DN-20261116-E2": "notice_lapsed:below_minimum",
+                                 "DN-20261116-E3": "notice_lapsed:paid_in_full"}
     closed = dict(rows(engine, "SELECT account_id, closed_reason FROM disconnection_notices"))
-    assert closed == {"E1": "order_released", "E2": "cancelled:below_minimum",
-                      "E3": "cancelled:paid_in_full", "E4": None}
+    assert closed == {"E1": "order_released", "E2": "notice_lapsed:below_minimum",
+                      "E3": "notice_lapsed:paid_in_full", "E4": None}
     assert read(tmp_path, D2, "work_orders.csv").count("\n") == 2
 
 

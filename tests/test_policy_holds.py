@@ -91,7 +91,7 @@ def test_protected_winter_1_dec_to_end_feb(flag, day, winter, notice):
     assert ("protected_winter" in d.holds) is winter
     assert ("disconnection_notice" in d.actions) is notice
     if not winter and not notice:
-        assert any(r.startswith("disconnection_notice:earliest_2026-12-")
+        assert any(r.startswith("disconnection_notice_withheld:earliest_2026-12-")
                    and r.endswith("_protected:protected_winter") for r in d.reasons), d.reasons
 
 

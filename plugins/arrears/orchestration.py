@@ -21,6 +21,7 @@ from arrears.ingest import ingest_delivery
 from arrears.ops.runs import record_run
 from arrears.policy import load_policy
 from arrears.policy.business_days import BusinessCalendar
+from arrears.records.service import Recorder, record_service
 from arrears.report import roll_rates
 from arrears.report.summary import summary_block
 from arrears.settings import Settings
@@ -49,6 +50,14 @@ def settings() -> Settings:
 
 def engine() -> Engine:
     return connect(settings().db_url)
+
+
+def record_what_happened(run: CycleRun, policy) -> None:
+    """Before D is decided: whatever was delivered, served in person (case events known by D)
+    or lost for good since the last dispatch is recorded (never by a replay)."""
+    if not run.replay:
+        record_service(engine(), settings().timezone, policy, BusinessCalendar.for_policy(policy),
+                       Recorder(run.run_id, run.task_id, run.try_number), known_by=run.cycle_date)
 
 
 def run_from_context(context) -> CycleRun:
@@ -114,6 +123,7 @@ def decide(context, parts: list[dict] | None = None) -> dict:
     policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
     record_run(engine(), run)
     if parts is None:
+        record_what_happened(run, policy)
         result = decide_step.decide_cycle(engine(), run, policy, BusinessCalendar.for_policy(policy))
     else:
         from arrears.cycle.tasks import merge  # it imports this module

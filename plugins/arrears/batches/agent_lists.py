@@ -19,7 +19,7 @@ from arrears.batches.store import write_file
 from arrears.cycle.decide import as_date, split_list
 from arrears.spreadsheet import csv_bytes
 from arrears.db import sql
-from arrears.model import HOLDS
+from arrears.model import HOLDS, SERVED_NOTICES
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
 from arrears.batches.plans import plan_statuses
@@ -64,6 +64,7 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
     if language == "en":
         codes.append("speak_english")
     codes += [h for h in OPT_OUT_HOLDS if h in holds]
+    codes += [f"serve_{n}_in_person" for n in SERVED_NOTICES if f"field_visit:serve_{n}_in_person" in reasons]
     codes += [a for a in ("lawyer_letter", "disconnection_notice", "credit_report") if a in actions]
     if "disconnection_notice" not in actions and "disconnection:notice_" in reasons:
         codes.append("disconnection_pending")

@@ -12,7 +12,6 @@ from arrears import orchestration
 from arrears.cycle import decide as decide_step
 from arrears.policy import load_policy
 from arrears.policy.business_days import BusinessCalendar
-from arrears.records.service import Recorder, record_service
 
 log = logging.getLogger("arrears")
 
@@ -21,13 +20,7 @@ def plan(context, size: int = decide_step.PART_SIZE) -> list[dict]:
     """The parts of D's accounts, each with the replay flag worked out once for all of them."""
     run = orchestration.run_from_context(context)
     engine = orchestration.engine()
-    if not run.replay:
-        # Whatever was delivered, served in person or lost for good since the last dispatch
-        # is recorded before D is decided.
-        policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
-        record_service(engine, orchestration.settings().timezone, policy,
-                       BusinessCalendar.for_policy(policy),
-                       Recorder(run.run_id, run.task_id, run.try_number), known_by=run.cycle_date)
+    orchestration.record_what_happened(run, load_policy((context.get("params") or {}).get("portfolio", "default")))
     with engine.connect() as conn:
         replay = decide_step.replay_flag(conn, run)
     parts = decide_step.plan_parts(engine, run.cycle_date, size)

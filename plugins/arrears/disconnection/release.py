@@ -126,12 +126,12 @@ def recheck(conn: Connection, proposal: Proposal, batch_date: date, release_date
     for day, present, payments in conn.execute(
             sql("disconnection/recheck_newer_deliveries.sql", dialect), {"a": a, "s": staged, "r": r}):
         if not present:
-            return Check(proposal, False, f"not_in_extract_of_{as_date(day)}", "cancelled:paid_in_full")
+            return Check(proposal, False, f"not_in_extract_of_{as_date(day)}", "notice_lapsed:paid_in_full")
         if payments:
             return Check(proposal, False, f"payment_received_{as_date(day)}_not_yet_staged")
     row = conn.execute(sql("disconnection/recheck_account.sql", dialect), {"s": staged, "a": a}).first()
     if row is None:
-        return Check(proposal, False, f"not_in_extract_of_{staged}", "cancelled:paid_in_full")
+        return Check(proposal, False, f"not_in_extract_of_{staged}", "notice_lapsed:paid_in_full")
     account = Account(*row[:7], protections=split_list(row[7]), opt_out=split_list(row[8]))
     bills = [OpenBill(b[0], b[1], as_date(b[2]), b[3]) for b in conn.execute(
         sql("disconnection/recheck_bills.sql", dialect), {"s": staged, "a": a})]
@@ -150,7 +150,7 @@ def recheck(conn: Connection, proposal: Proposal, batch_date: date, release_date
                                                              "no_action"))), decision.stage)
     paid = decision.outstanding_fen < policy.disconnection_min_outstanding_fen
     return Check(proposal, False, f"no_longer_eligible:{why}",
-                 "cancelled:below_minimum" if paid else None)
+                 "notice_lapsed:below_minimum" if paid else None)
 
 
 def _released_on(conn: Connection, day: date) -> int:

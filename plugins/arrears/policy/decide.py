@@ -235,7 +235,7 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
             reasons.append(f"disconnection:order_released_{history.order_released_on}")
         elif winter:
             # No notice whose earliest date falls where the account cannot be disconnected.
-            reasons.append(f"disconnection_notice:earliest_{earliest}_protected:"
+            reasons.append(f"disconnection_notice_withheld:earliest_{earliest}_protected:"
                            + "+".join(sorted(winter)))
         elif can_message:
             kinds.append("disconnection_notice")
