@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from factories import landing
+from factories import deliver, landing
 
 D0, D = date(2026, 11, 6), date(2026, 11, 16)
 
@@ -50,8 +50,10 @@ def build(engine, tmp_path, replay_on_d: bool = False) -> None:
         ingest_delivery(engine, folder, day)
         stage_bills(engine, day)
         run_type = "backfill" if (replay_on_d and day == D) else "scheduled"
-        decide_cycle(engine, CycleRun(day, run_id=f"run-{day}", run_type=run_type), policy,
-                     BusinessCalendar.for_policy(policy))
+        run = CycleRun(day, run_id=f"run-{day}", run_type=run_type)
+        decide_cycle(engine, run, policy, BusinessCalendar.for_policy(policy))
+        if not run.replay:  # the day's messages are delivered: their pre-notices are served
+            deliver(engine, tmp_path / "delivered", run, policy)  # not the batches folder
 
 
 def actions_on(engine, day: date) -> dict[str, str]:

@@ -111,11 +111,13 @@ def dispatch_on_cycle_date(monkeypatch):
     """`dag.test` of a past date: the cycle's dispatch runs at 09:00 local on its cycle date and
     the hourly sweep at its own logical date, as they would in production (a message's
     delivery date is its service date)."""
-    from datetime import timedelta
+    from datetime import datetime, timedelta, timezone
 
     from arrears.delivery import tasks as delivery
     cycle, sweep = delivery.dispatch_cycle, delivery.sweep
-    monkeypatch.setattr(delivery, "dispatch_cycle", lambda context: cycle(
-        context, clock=lambda: context["logical_date"] + timedelta(minutes=30)))
-    monkeypatch.setattr(delivery, "sweep", lambda context: sweep(
-        context, clock=lambda: context["logical_date"]))
+
+    def logical(context, later=timedelta(0)):  # a plain datetime, not pendulum's
+        return lambda: datetime.fromtimestamp(context["logical_date"].timestamp(), timezone.utc) + later
+    monkeypatch.setattr(delivery, "dispatch_cycle",
+                        lambda context: cycle(context, clock=logical(context, timedelta(minutes=30))))
+    monkeypatch.setattr(delivery, "sweep", lambda context: sweep(context, clock=logical(context)))

@@ -72,7 +72,7 @@ A6,escalation,69,400.00,27.60,email;sms;credit_prenotice;lawyer_letter;disconnec
 
 
 @pytest.fixture
-def cycle_env(tmp_path, monkeypatch, airflow_home):
+def cycle_env(tmp_path, monkeypatch, airflow_home, dispatch_on_cycle_date):
     land, outbox = tmp_path / "landing", tmp_path / "outbox"
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_LANDING", str(land))
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_OUTBOX", str(outbox))

@@ -14,7 +14,8 @@ from arrears.db import connect
 from arrears.disconnection import disconnection_step
 from arrears.disconnection.tasks import PROPOSALS_ASSET_URI
 from arrears.ingest import ingest_delivery
-from factories import CALENDAR, POLICY, landing
+from cycle_steps import rows as rows_of
+from factories import CALENDAR, POLICY, deliver, landing
 
 SERVED, D = date(2026, 11, 16), date(2026, 11, 23)
 ACCOUNTS = [["K1", "赵敏", "residential", "", "k1@example.com", "13900000011", "zh-CN", "", ""]]
@@ -42,7 +43,9 @@ def test_cycle_dag_proposes_and_announces_the_batch_for_approval(tmp_path, monke
     stage_bills(engine, SERVED)
     first = CycleRun(SERVED, run_id="scheduled__2026-11-16", run_type="scheduled")
     decide_cycle(engine, first, POLICY, CALENDAR)
-    assert disconnection_step(engine, first, POLICY, CALENDAR, tmp_path / "outbox").served == 1
+    disconnection_step(engine, first, POLICY, CALENDAR, tmp_path / "outbox")
+    deliver(engine, tmp_path / "outbox", first)   # the notice reaches K1: served on 16 Nov
+    assert rows_of(engine, "SELECT notice_id FROM disconnection_notices") == [("DN-20261116-K1",)]
     landing(tmp_path / "landing" / D.isoformat(), ACCOUNTS, BILLS)
 
     with create_session() as session:

@@ -140,3 +140,104 @@ def test_a_notice_counts_when_delivered_or_served_in_person(tmp_path, monkeypatc
         assert "R1" in (outbox / E.isoformat() / "credit_report" / "manifest.csv").read_text()
     finally:
         controller.stop()
+
+
+def test_a_deferred_message_serves_its_notice_on_the_day_it_is_sent(tmp_path, monkeypatch, dagbag,
+                                                                     engine, db_url, collection_conn,
+                                                                     dispatch_on_cycle_date):
+    """Outside the contact window the cycle defers R2's message; the hourly arrears_outbox_dispatch
+    DAG sends it the next morning, and that day is the service date."""
+    from airflow.utils.state import DagRunState
+
+    from cycle_steps import run_cycle, use_database
+    land, outbox = tmp_path / "landing", tmp_path / "outbox"
+    _land(land, A, ["R2"])
+    use_database(monkeypatch, db_url, land, outbox)
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", collection_conn)
+    monkeypatch.setenv("AIRFLOW_VAR_ARREARS_CONTACT_WINDOW", "10:00-21:00")  # the cycle runs at 09:00
+    out = run_cycle(A)
+    assert out["dispatch"]["deferred"] == 2 and out["dispatch"]["sent"] == 0
+    assert rows(engine, "SELECT COUNT(*) FROM notice_service") == [(0,)]
+    assert rows(engine, "SELECT COUNT(*) FROM disconnection_notices") == [(0,)]
+
+    # Tue 17 Nov 10:05 local: the hourly sweep.
+    run = dagbag.get_dag("arrears_outbox_dispatch").test(
+        logical_date=datetime(2026, 11, 17, 2, 5, tzinfo=timezone.utc))
+    assert run.state == DagRunState.SUCCESS
+    served = date(2026, 11, 17)
+    assert {(a, n, as_date(s), as_date(k)) for a, n, s, k in rows(
+        engine, "SELECT account_id, notice, served_on, decided_on FROM notice_service")} == {
+        ("R2", "credit_prenotice", served, A), ("R2", "disconnection_notice", served, A)}
+    assert _csv(outbox / served.isoformat() / "disconnection" / "notices.csv") == [
+        {"account_id": "R2", "notice_id": "DN-20261117-R2", "served_on": "2026-11-17",
+         "earliest_disconnection": "2026-11-24"}]
+    assert _csv(outbox / A.isoformat() / "disconnection" / "notices.csv") == []
+
+
+def _full_cycle(day, land, ids, bills=None, events=()):
+    """Every step of a cycle in the DAG's order, through the task functions the DAG calls."""
+    from arrears import orchestration as steps
+    from arrears.audit import tasks as audit_steps
+    from arrears.delivery import tasks as delivery
+    from arrears.disconnection import tasks as disconnection
+    from cycle_steps import context
+    landing(land / day.isoformat(), [ACCOUNTS.get(i) or LAPSING[i] for i in ids],
+            bills if bills is not None else [LAPSE_BILL(i) for i in ids], [], list(events))
+    for name, step in (("ingest", steps.ingest), ("stage", steps.stage), ("decide", steps.decide),
+                       ("disconnection", disconnection.cycle_disconnection),
+                       ("publish", steps.publish), ("queue_messages", delivery.queue),
+                       ("dispatch_messages", delivery.dispatch_cycle), ("audit", audit_steps.audit)):
+        step(context(day, task_id=name))
+
+
+LAPSING = {a: [a, f"户主{a}", "residential", "", f"{a.lower()}@example.com", f"1390000{a[1:]:0>4}",
+               "zh-CN", "", ""] for a in ("L1", "L2", "L3", "L4")}
+
+
+def LAPSE_BILL(account, amount="500.00", due="2026-10-01"):  # noqa: N802 - a row builder
+    return [f"B-{account}-{due}", account, due[:7], amount, due]
+
+
+def test_each_lapse_reason_in_the_record_the_audit_and_the_timeline(tmp_path, monkeypatch, engine,
+                                                                    db_url, collection_conn,
+                                                                    dispatch_on_cycle_date):
+    from arrears.audit.timeline import account_timeline
+    from cycle_steps import use_database
+    land, outbox = tmp_path / "landing", tmp_path / "outbox"
+    use_database(monkeypatch, db_url, land, outbox)
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", collection_conn)
+    ids = ["L1", "L2", "L3", "L4"]
+    _full_cycle(A, land, ids)   # four notices served (delivered) on A, earliest Mon 23 Nov
+    assert len(_csv(outbox / A.isoformat() / "disconnection" / "notices.csv")) == 4
+    # Wed 18 Nov: L1 paid its old bill (a newer one is 8 days overdue: formal notice), L2 paid
+    # down to 50.00, L3 paid in full (gone); L4 still owes everything.
+    day2 = date(2026, 11, 18)
+    _full_cycle(day2, land, ["L1", "L2", "L4"],
+                [LAPSE_BILL("L1", "300.00", "2026-11-10"), LAPSE_BILL("L2", "50.00"), LAPSE_BILL("L4")])
+    # L4's order is proposed on 23 Nov but never approved: 30 days after its earliest date the
+    # notice lapses and no order may rest on it.
+    day3 = date(2026, 12, 23)
+    _full_cycle(day3, land, ["L4"])
+    closed = {a: (as_date(c), r) for a, c, r in rows(
+        engine, "SELECT account_id, closed_on, closed_reason FROM disconnection_notices")}
+    assert closed == {"L1": (day2, "notice_lapsed:left_escalation"),
+                      "L2": (day2, "notice_lapsed:below_minimum"),
+                      "L3": (day2, "notice_lapsed:paid_in_full"),
+                      "L4": (day3, "notice_lapsed:expired")}
+    l4, why = _decision(engine, "L4", day3)
+    assert "disconnection_order" not in l4
+    assert "disconnection:notice_DN-20261116-L4_lapsed:expired" in why
+    lapsed = _csv(outbox / day2.isoformat() / "disconnection" / "cancelled_notices.csv")
+    assert [(r["account_id"], r["closed_reason"]) for r in lapsed] == [
+        ("L1", "notice_lapsed:left_escalation"), ("L2", "notice_lapsed:below_minimum"),
+        ("L3", "notice_lapsed:paid_in_full")]
+    assert {r[0] for r in rows(engine, "SELECT detail FROM disconnection_log"
+                                       " WHERE event = 'notice_cancelled'")} == {
+        "notice_lapsed:left_escalation", "notice_lapsed:below_minimum",
+        "notice_lapsed:paid_in_full", "notice_lapsed:expired"}
+    with engine.connect() as conn:
+        for account, why in (("L1", "left_escalation"), ("L2", "below_minimum"),
+                             ("L3", "paid_in_full"), ("L4", "expired")):
+            steps = account_timeline(conn, account)
+            assert any(s.kind == "notice" and s.rule == f"notice_lapsed:{why}" for s in steps), \
+                [(s.kind, s.what, s.rule) for s in steps]
