@@ -20,7 +20,8 @@ def plan(context, size: int = decide_step.PART_SIZE) -> list[dict]:
     """The parts of D's accounts, each with the replay flag worked out once for all of them."""
     run = orchestration.run_from_context(context)
     engine = orchestration.engine()
-    orchestration.record_what_happened(run, load_policy((context.get("params") or {}).get("portfolio", "default")))
+    portfolio = (context.get("params") or {}).get("portfolio", "default")
+    orchestration.record_what_happened(run, load_policy(portfolio))
     with engine.connect() as conn:
         replay = decide_step.replay_flag(conn, run)
     parts = decide_step.plan_parts(engine, run.cycle_date, size)
