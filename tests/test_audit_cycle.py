@@ -79,7 +79,8 @@ def test_multi_day_run_is_fully_audited(cycle_env, dagbag, caplog, capfd):
     assert "credit_prenotice:escalation_entry" in decisions_a6[2].rule
     assert all(s.run_id and s.task_id == "decide" and s.try_number == 1 for s in decisions_a6)
     notices = [s for s in steps if s.kind == "notice"]
-    assert notices and notices[0].task_id == "disconnection" and notices[0].try_number == 1
+    # Served when the message carrying it was delivered: by the dispatch task (CONTRACT §2).
+    assert notices and notices[0].task_id == "dispatch_messages" and notices[0].try_number == 1
     assert [s.cycle_date for s in steps] == sorted(s.cycle_date for s in steps)
     assert any(s.kind == "message" and s.cycle_date == "2026-11-18" for s in steps)
 
