@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, text
 
 from arrears.cycle.decide import as_date, split_list
-from arrears.cycle.outputs import csv_bytes, cycle_folder, write_atomic
+from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.db import sql
 from arrears.model import SERVED_NOTICES
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.spreadsheet import csv_bytes
 
 log = logging.getLogger(__name__)
 
