@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-e2e bench bench-audit clean
+.PHONY: install demo test test-e2e bench bench-audit bench-airflow clean
 
 $(UV):
 	@echo "==> installing uv $(UV_VERSION) into .tools/"
@@ -43,6 +43,11 @@ bench: install
 # The audit chain's daily verification against a full one over a simulated year (README: Retention).
 bench-audit: install
 	@$(PY) bench/audit_bench.py $(ARGS)
+
+# One cycle of N accounts on the e2e services (scheduler, Celery worker, ...): each task's duration
+# in Airflow beside the same step alone (README.md (Benchmarks)); N defaults to 20000 here.
+bench-airflow: install
+	@$(PY) bench/airflow_bench.py --accounts $(if $(filter command line,$(origin N)),$(N),20000) $(ARGS)
 
 clean:
 	rm -rf var/ .pytest_cache

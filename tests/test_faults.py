@@ -293,11 +293,21 @@ def test_worker_killed_in_the_middle_of_a_mail_batch_then_retried(folders, monke
         out, _ = worker.communicate(timeout=180)
         assert worker.returncode == -signal.SIGKILL, out.decode(errors="replace")[-3000:]
         assert len(recorder.messages) == 5                # acknowledged before the kill
+        # The 12 were claimed as one batch (one stamp); the 5 acknowledged are recorded sent
+        # although the worker died mid-batch, the 6th (fate unknown) and the 6 never tried keep
+        # the dead attempt's claim.
+        states = rows(engine, "SELECT status, COUNT(*), COUNT(DISTINCT claimed_at) FROM outbox"
+                              " WHERE channel = 'email' GROUP BY status ORDER BY status")
+        assert states == [("sending", 7, 1), ("sent", 5, 1)], states
+        assert len(rows(engine, "SELECT DISTINCT claimed_at FROM outbox WHERE channel = 'email'")) == 1
+        # A retry within the lease leaves the claim alone: nothing is sent twice.
+        delivery.dispatch_cycle(context(D, task_id="dispatch_messages", try_number=2))
+        assert len(recorder.messages) == 5
 
         # Airflow retries the task once the worker is declared dead; the killed attempt's claim
         # is honoured until its lease runs out, then the rest goes out.
         later = datetime.now(timezone.utc) + LEASE + timedelta(minutes=1)
-        delivery.dispatch_cycle(context(D, task_id="dispatch_messages", try_number=2),
+        delivery.dispatch_cycle(context(D, task_id="dispatch_messages", try_number=3),
                                 clock=lambda: later)
         assert_each_mail_once(engine, recorder)
         assert len(recorder.messages) == 12
