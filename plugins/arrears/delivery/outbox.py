@@ -165,6 +165,16 @@ _REWRITE = text(
     " AND status IN ('queued', 'deferred', 'failed', 'cancelled', 'standby')")
 
 
+WRITE_BATCH = 1000
+
+
+def _write(conn, inserts: list[dict], rewrites: list[dict]) -> None:
+    for statement, batch in ((_INSERT, inserts), (_REWRITE, rewrites)):
+        if batch:
+            conn.execute(statement, batch)
+            batch.clear()
+
+
 @dataclass
 class QueueResult:
     queued: int = 0          # new rows
@@ -191,23 +201,27 @@ def queue_messages(engine: Engine, run: CycleRun, policy: Policy, mail_domain: s
         existing = {k: (s, sha) for k, s, sha in conn.execute(text(
             "SELECT idem_key, status, content_sha256 FROM outbox WHERE cycle_date = :d"), d)}
         wanted = set()
+        inserts, rewrites = [], []  # written a batch per statement: one round trip, not one per row
         for row in planned_messages(engine, run.cycle_date, policy, mail_domain):
             key = row["idem_key"]
             wanted.add(key)
             if key not in existing:
-                conn.execute(_INSERT, {**row, **attempt, "now": stamp})
+                inserts.append({**row, **attempt, "now": stamp})
                 if row["status"] == "standby":
                     result.standby += 1
                 else:
                     result.queued += 1
             elif existing[key][0] in REWRITABLE and (existing[key][1] != row["content_sha256"]
                                                      or existing[key][0] == "cancelled"):
-                conn.execute(_REWRITE, {**row, "now": stamp})
+                rewrites.append({**row, "now": stamp})
                 result.rewritten += 1
             else:
                 result.unchanged += 1
+            if len(inserts) + len(rewrites) >= WRITE_BATCH:
+                _write(conn, inserts, rewrites)
             if len(wanted) % 5000 == 0:
                 log.info("outbox for %s: %d messages recorded so far", run.cycle_date, len(wanted))
+        _write(conn, inserts, rewrites)
         for key, (status, _) in existing.items():
             if key not in wanted and status in (*UNSENT, "standby"):
                 conn.execute(text(
