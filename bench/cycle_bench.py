@@ -211,6 +211,12 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
         table.add(kind, "ingest", ingest["rows"], ingest["seconds"], base["what"], base["seconds"],
                   "<= 3x raw COPY", ingest["rss_mb"], ingest["cpu"])
 
+        say(f"{kind}: personal-data masking at a task's start-up")
+        pii = run_step("pii_start_up", url=url)
+        table.add(kind, f"log masking start-up ({pii['airflow_masker']} values to Airflow's masker;"
+                  f" {pii['line_ms']:.2f} ms a line)", pii["rows"], pii["seconds"], "", None,
+                  "< 1 s at 1 M", pii["rss_mb"], pii["cpu"])
+
         say(f"{kind}: staging")
         stage = run_step("stage", url=url)
         base = run_step("stage_baseline", url=url)
