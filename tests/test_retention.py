@@ -59,6 +59,16 @@ def book(engine, tmp_path):
                      [["B1", "A1", "2026-10", "150.00", "2026-10-27"],
                       ["B9", "A1", "2026-10", "12.00", "2026-13-45"]], [], [])
     ingest_delivery(engine, folder, D2)
+    with engine.begin() as conn:  # a delivery receipt and an opt-out reply of A7, on D0 and D
+        for rid, kind, status, detail, day in (
+                ("receipt:x", "receipt", "delivered", "250 OK a7@example.com", D0),
+                ("reply:y", "reply", "TD", "TD 不要再发 13900000007", D)):
+            conn.execute(text(
+                "INSERT INTO channel_receipts (receipt_id, kind, idem_key, channel, address,"
+                " account_id, status, detail, received_at, received_on, posted_by) VALUES"
+                " (:r, :k, '', 'sms', '+8613900000007', 'A7', :s, :t, :at, :d, 'hmac:arrears_sms')"),
+                {"r": rid, "k": kind, "s": status, "t": detail, "d": day,
+                 "at": f"{day}T10:00:00+08:00"})
     return engine, outbox, tmp_path / "outbox"
 
 
@@ -74,8 +84,8 @@ def _names(engine) -> dict[str, str]:
                               " GROUP BY account_id"))
 
 
-NOTHING = {"quarantine_raw": 0, "messages": 0, "contact_files": 0, "bureau_files": 0,
-           "personal_data": 0}
+NOTHING = {"quarantine_raw": 0, "messages": 0, "receipts": 0, "contact_files": 0,
+           "bureau_files": 0, "personal_data": 0}
 
 
 def test_each_rule_keeps_through_its_last_day_and_purges_the_day_after(book):
@@ -105,10 +115,14 @@ def test_each_rule_keeps_through_its_last_day_and_purges_the_day_after(book):
 
     # 3 years: D0's messages, then D's messages, letters and A7 (contacted on D).
     assert _purge(engine, outbox, date(2029, 11, 6)) == NOTHING
-    assert _purge(engine, outbox, date(2029, 11, 7)) == {**NOTHING, "messages": d0_messages}
+    assert _purge(engine, outbox, date(2029, 11, 7)) == {**NOTHING, "messages": d0_messages,
+                                                         "receipts": 1}
     assert _purge(engine, outbox, date(2029, 11, 16)) == NOTHING
     assert _purge(engine, outbox, date(2029, 11, 17)) == {
-        **NOTHING, "messages": d_messages, "contact_files": 2, "personal_data": 1}
+        **NOTHING, "messages": d_messages, "receipts": 1, "contact_files": 2, "personal_data": 1}
+    receipts = _rows(engine, "SELECT address, detail, status FROM channel_receipts ORDER BY receipt_id")
+    assert all(a.startswith("sha256:") and d.startswith("sha256:") for a, d, _ in receipts)
+    assert [s for _, _, s in receipts] == ["delivered", "TD"]  # what happened stays
     assert _names(engine)["A7"].startswith("sha256:") and _names(engine)["A2"] == "李娜"
     held = _rows(engine, "SELECT address, body_text, content_sha256 FROM outbox")
     assert all(a.startswith("sha256:") and b == "" and len(c) == 64 for a, b, c in held)
@@ -127,8 +141,10 @@ def test_each_rule_keeps_through_its_last_day_and_purges_the_day_after(book):
     assert _names(engine)["A1"] == "王伟"
     held = " ".join(str(v) for row in _rows(engine, "SELECT * FROM extract_accounts")
                     + _rows(engine, "SELECT * FROM outbox") + _rows(engine, "SELECT * FROM case_events")
+                    + _rows(engine, "SELECT * FROM channel_receipts")
                     for v in row)
-    for gone in ("李娜", "a2@example.com", "13900000002", "上海市浦东新区建设路2号", "Acme"):
+    for gone in ("李娜", "a2@example.com", "13900000002", "上海市浦东新区建设路2号", "Acme",
+                 "a7@example.com", "13900000007", "赵磊"):
         assert gone not in held
 
     # The chain verifies in full after every purge, and A2's timeline still says why.
@@ -141,7 +157,7 @@ def test_each_rule_keeps_through_its_last_day_and_purges_the_day_after(book):
     assert any("lawyer_letter" in s.rule for s in steps if s.kind == "decision")
     retention = _rows(engine, "SELECT payload FROM audit_entries WHERE kind = 'retention'"
                               " AND account_id = ''")
-    assert len(retention) == 5  # quarantine, D0 messages, D messages, letters, bureau file
+    assert len(retention) == 7  # quarantine, messages and receipts twice, letters, bureau file
 
 
 def test_policy_retention_section_and_boundaries():

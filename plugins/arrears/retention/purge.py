@@ -7,6 +7,8 @@ Categories, each with its rule from the policy's ``[retention]`` (arrears.policy
 ``messages``         messages as sent (the outbox), ``contact_evidence_years`` after their date:
                      the address is replaced by a hash, the text dropped; ``content_sha256``
                      stays, so a copy of the message can still be proven to be the one sent.
+``receipts``         receipts and replies from the channels (CONTRACT §7), the same period:
+                     address and text replaced by hashes; status, channel and key stay.
 ``contact_files``    files in ``<outbox>/<D>/`` that carry contact details or the text sent to a
                      person (letters, ``.eml``, channel ``.jsonl``, posted PDFs, agents' lists),
                      ``contact_evidence_years`` after D;
@@ -47,7 +49,8 @@ from arrears.policy.retention import (
 )
 
 log = logging.getLogger("arrears.retention")
-CATEGORIES = ("quarantine_raw", "messages", "contact_files", "bureau_files", "personal_data")
+CATEGORIES = ("quarantine_raw", "messages", "receipts", "contact_files", "bureau_files",
+              "personal_data")
 PURGED = "sha256:"
 # Personal data columns of the extract (the channel ids exist once the channel work added them).
 ACCOUNT_PII = ("holder_name", "service_address", "email", "mobile", "wechat_openid",
@@ -85,6 +88,7 @@ class Plan:
     rules: Retention
     quarantine: list[dict] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
+    receipts: list[dict] = field(default_factory=list)
     accounts: list[tuple[AccountRecord, date, str]] = field(default_factory=list)
     files: dict[str, list] = field(default_factory=lambda: {"contact_files": [],
                                                               "bureau_files": []})
@@ -93,6 +97,7 @@ class Plan:
     @property
     def counts(self) -> dict[str, int]:
         return {"quarantine_raw": len(self.quarantine), "messages": len(self.messages),
+                "receipts": len(self.receipts),
                 "contact_files": sum(len(m) for _, _, m in self.files["contact_files"]),
                 "bureau_files": sum(len(m) for _, _, m in self.files["bureau_files"]),
                 "personal_data": len(self.accounts)}
@@ -167,7 +172,8 @@ def plan(engine: Engine, outbox_root, as_of: date, rules: Retention) -> Plan:
     p = Plan(as_of, rules)
     q_cut = newest_expired_start_days(as_of, rules.quarantine_raw_days)
     m_cut = newest_expired_start_years(as_of, rules.contact_evidence_years)
-    p.cutoffs = {"quarantine_raw": q_cut.isoformat(), "messages": m_cut.isoformat()}
+    p.cutoffs = {"quarantine_raw": q_cut.isoformat(), "messages": m_cut.isoformat(),
+                 "receipts": m_cut.isoformat()}
     with engine.connect() as conn:
         p.quarantine = [{"cycle_date": d, "file": f, "line": n, "raw": r} for d, f, n, r in
                         conn.execute(sql("retention/expired_quarantine.sql", conn.dialect.name),
@@ -175,6 +181,10 @@ def plan(engine: Engine, outbox_root, as_of: date, rules: Retention) -> Plan:
         p.messages = [{"idem_key": k, "account_id": a, "address": addr} for k, a, addr in
                       conn.execute(sql("retention/expired_messages.sql", conn.dialect.name),
                                    {"cutoff": m_cut}).all()]
+        p.receipts = [{"receipt_id": r, "account_id": a, "address": addr, "detail": d}
+                      for r, a, addr, d in conn.execute(
+                          sql("retention/expired_receipts.sql", conn.dialect.name),
+                          {"cutoff": m_cut}).all()]
         p.accounts = list(_left_accounts(conn, as_of, rules))
     if outbox_root is not None:
         for category, years, wanted in (
@@ -201,6 +211,8 @@ def audit_entries(p: Plan, run_id: str = "", task_id: str = "") -> list[Entry]:
                            [[str(r["cycle_date"])[:10], r["file"], r["line"]] for r in p.quarantine]),
         "messages": (f"messages older than {rules.contact_evidence_years} years",
                      [m["idem_key"] for m in p.messages]),
+        "receipts": (f"receipts and replies older than {rules.contact_evidence_years} years",
+                     [r["receipt_id"] for r in p.receipts]),
         "contact_files": (f"contact files older than {rules.contact_evidence_years} years",
                           [[str(d), f.name] for d, _, fs in p.files["contact_files"] for f in fs]),
         "bureau_files": (f"bureau files older than {rules.negative_credit_years} years",
@@ -244,12 +256,28 @@ def _purge_account(conn: Connection, account_id: str, columns: list[str]) -> Non
             " AND note NOT LIKE 'sha256:%'"), {"a": account_id}).all():
         conn.execute(text("UPDATE case_events SET note = :n WHERE event_id = :e"),
                      {"n": pseudonym(account_id, "note", note), "e": event_id})
+    receipts = conn.execute(text(
+        "SELECT receipt_id, account_id, address, detail FROM channel_receipts"
+        " WHERE account_id = :a AND ((address <> '' AND address NOT LIKE 'sha256:%')"
+        " OR (detail <> '' AND detail NOT LIKE 'sha256:%'))"), {"a": account_id}).all()
+    if receipts:
+        conn.execute(sql("retention/purge_receipt.sql", conn.dialect.name),
+                     [_purged_receipt(dict(zip(("receipt_id", "account_id", "address", "detail"),
+                                               r))) for r in receipts])
     messages = conn.execute(text("SELECT idem_key, address FROM outbox WHERE account_id = :a"
                                  " AND address NOT LIKE 'sha256:%'"), {"a": account_id}).all()
     if messages:
         conn.execute(sql("retention/purge_message.sql", conn.dialect.name),
                      [{"idem_key": k, "address": pseudonym(account_id, "address", a)}
                       for k, a in messages])
+
+
+def _purged_receipt(r: dict) -> dict:
+    def gone(value: str, purge) -> str:
+        return value if not value or value.startswith(PURGED) else purge(value)
+    return {"receipt_id": r["receipt_id"],
+            "address": gone(r["address"], lambda v: pseudonym(r["account_id"], "address", v)),
+            "detail": gone(r["detail"], content_hash)}
 
 
 def _purge_files(p: Plan, category: str) -> int:
@@ -285,6 +313,9 @@ def apply(engine: Engine, p: Plan, run_id: str = "", task_id: str = "") -> int:
                          [{"idem_key": m["idem_key"],
                            "address": pseudonym(m["account_id"], "address", m["address"])}
                           for m in p.messages])
+        if p.receipts:
+            conn.execute(sql("retention/purge_receipt.sql", conn.dialect.name),
+                         [_purged_receipt(r) for r in p.receipts])
         if p.accounts:
             columns = _account_columns(conn)
             for n, (record, _, _) in enumerate(p.accounts, start=1):
