@@ -214,3 +214,22 @@ def test_the_retention_dag_purges_and_a_dry_run_only_counts(tmp_path, monkeypatc
                              " WHERE kind = 'retention' ORDER BY seq")
     assert ("", "purge") == (recorded[0][0], recorded[0][2]) and ("A6", "purge") in {
         (a, t) for a, _, t in recorded}
+
+
+def test_the_command_prints_per_category_what_it_would_purge_then_purges(book, monkeypatch,
+                                                                        capsys):
+    from arrears import cli
+    engine, _, out = book
+    monkeypatch.setattr(cli, "_engine", lambda: engine)  # the connection forms: test_audit_cli
+    monkeypatch.setenv("AIRFLOW_VAR_ARREARS_OUTBOX", str(out))
+    assert cli.main(["retention", "--as-of", "2029-11-17", "--dry-run"]) == 0
+    printed = capsys.readouterr()
+    lines = dict(line.split(None, 1) for line in printed.out.splitlines())
+    assert lines["personal_data"].split()[:3] == ["would", "purge", "2"]  # A6 and A7
+    assert lines["contact_files"].startswith("would purge        2   (dated on or before 2026-11-16)")
+    assert "dry run" in printed.err and "audit trail" not in printed.out
+    assert _names(engine)["A7"] == "赵磊"
+    assert cli.main(["retention", "--as-of", "2029-11-17"]) == 0
+    printed = capsys.readouterr().out
+    assert "personal_data    purged        2" in printed and "retention entries appended" in printed
+    assert _names(engine)["A7"].startswith("sha256:")
