@@ -81,7 +81,6 @@ def main() -> int:
         timings["disconnection"] += time.monotonic() - t
         say(f"real cycle {n}/{total}: {day}")
     whatif_days = days[args.history:]
-    real_same_dates = None
     t = time.monotonic()
     result = run_whatif(db_url, load_policy("early_letters", policies), "early_letters",
                         whatif_days[0], whatif_days[-1], progress=say)

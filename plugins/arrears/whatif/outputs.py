@@ -129,6 +129,9 @@ def plots(summary: dict) -> dict[str, str]:
         axis.set_title(action.replace("_", " "), fontsize=9)
         axis.tick_params(labelsize=7)
         axis.tick_params(axis="x", labelrotation=45)
+    step = max(1, len(days) // 8)  # a readable axis over a month of dates
+    for axis in axes:
+        axis.set_xticks(range(0, len(days), step), days[::step])
     axes[0].legend(fontsize=7)
     fig.suptitle("Actions per day: real record vs what-if", fontsize=10)
     fig.tight_layout()
