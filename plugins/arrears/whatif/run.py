@@ -35,6 +35,8 @@ from arrears.disconnection.cycle import disconnection_step
 from arrears.model import CHANNELS
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.records.service import Recorder, record_service
+from arrears.settings import DEFAULT_TIMEZONE
 
 log = logging.getLogger("arrears.whatif")
 
@@ -49,7 +51,10 @@ SEED = {
     "payments": "first_seen <= :d2",
     "payment_sightings": "cycle_date >= :d1 AND cycle_date <= :d2",
     "case_events": "first_seen <= :d2",
+    "case_event_sightings": "cycle_date <= :d2",
     "channel_opt_outs": "opted_out_on <= :d2",     # customers' replies: what they really said
+    "notice_service": "served_on < :d1",
+    "contact_gaps": "since_date < :d1",
     "decisions": "cycle_date < :d1 AND replay = 0",
     "outbox": "cycle_date < :d1",
     "disconnection_notices": "served_on < :d1",
@@ -61,8 +66,8 @@ SEED = {
 # Not needed to decide (recomputed, or bookkeeping of the real runs); any other table that has a
 # cycle_date is seeded with its rows before D1, and the rest is left out (listed in summary.json).
 NOT_SEEDED = {"schema_migrations", "staged_bills", "decision_bills", "cycle_runs",
-              "audit_entries", "audit_chain_head", "channel_receipts", "roll_days",
-              "roll_transitions"}
+              "audit_entries", "audit_chain_head", "audit_checkpoints", "channel_receipts",
+              "roll_days", "roll_transitions"}
 CHUNK = 20_000
 
 
@@ -171,7 +176,7 @@ def _decisions(engine: Engine, day: date) -> list[tuple]:
 
 
 def run_whatif(real_url: str, policy: Policy, portfolio: str, date_from: date, date_to: date,
-               scratch_dir: Path | None = None,
+               scratch_dir: Path | None = None, tz: str = DEFAULT_TIMEZONE,
                progress: Callable[[str], None] = log.info) -> WhatIfResult:
     """Replay ``policy`` over the recorded dates D1..D2; returns both sides of every date."""
     if date_to < date_from:
@@ -207,12 +212,17 @@ def run_whatif(real_url: str, policy: Policy, portfolio: str, date_from: date, d
             t0 = time.monotonic()
             run = CycleRun(cycle_date=day, run_id=f"whatif__{result.whatif_id}", run_type="whatif",
                            task_id="whatif")
+            by = Recorder(run.run_id, run.task_id)
             stage_bills(scratch, day)
+            # As the real cycle: what was served (or lost for good) is recorded before deciding,
+            # and again after the (modelled) delivery.
+            record_service(scratch, tz, policy, calendar, by, known_by=day)
             decide_cycle(scratch, run, policy, calendar)
             with scratch.begin() as conn:
                 conn.execute(sql("whatif/deliver.sql", "sqlite"),
                              {"d": day, "stamp": f"{day.isoformat()}T00:00:00.000000Z",
                               "run_id": run.run_id})
+            record_service(scratch, tz, policy, calendar, by)
             disconnection_step(scratch, run, policy, calendar, files)
             whatif_rows = _decisions(scratch, day)
             real_rows = _decisions(real, day)

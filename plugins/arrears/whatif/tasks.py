@@ -24,7 +24,8 @@ def whatif(settings: Settings, portfolio: str, date_from: date, date_to: date,
            progress: Callable[[str], None] = log.info) -> dict:
     """Run the what-if and write its files; returns the headline numbers."""
     policy = load_policy(portfolio)
-    result = run_whatif(settings.db_url, policy, portfolio, date_from, date_to, progress=progress)
+    result = run_whatif(settings.db_url, policy, portfolio, date_from, date_to,
+                        tz=settings.timezone, progress=progress)
     folder = write_outputs(result, settings.outbox)
     summary = build_summary(result)
     headline = {"id": result.whatif_id, "folder": str(folder), "dates": len(result.days),
