@@ -70,3 +70,27 @@ def token(base: str, user: str, password: str) -> str:
     return json.load(urllib.request.urlopen(urllib.request.Request(
         base + "/auth/token", data=body, headers={"Content-Type": "application/json"})))[
         "access_token"]
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@contextmanager
+def logged_in_page(base: str, path: str, user: str, password: str,
+                   viewport: dict | None = None):
+    """Headless Debian Chromium sent to ``path``, through Airflow's own login page, as ``user``."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport=viewport or {"width": 1280, "height": 720})
+            page.goto(base + path)
+            page.wait_for_url("**/login**", timeout=30_000)
+            page.locator("input[name=username], input#username").first.fill(user)
+            page.locator("input[type=password]").first.fill(password)
+            page.locator("button[type=submit]").first.click()
+            page.wait_for_url(f"**{path}**", timeout=30_000)
+            yield page
+        finally:
+            browser.close()

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from api_server import running_api_server
+from api_server import logged_in_page, running_api_server
 from arrears.audit import trail
 from arrears.audit.trail import Entry
 
-CHROMIUM = "/usr/bin/chromium"
 USER, PASSWORD = "auditor", "Audit-Pass-2026"
 OPERATOR, OPERATOR_PASSWORD = "operator", "Op-Pass-2026"  # role op: runs DAGs, not an auditor
 SCREENSHOT = os.environ.get("ARREARS_SCREENSHOT")  # set to refresh docs/img/auditor_page.png
@@ -129,39 +128,26 @@ def test_a_user_without_an_auditor_role_is_refused(api_server):
 
 
 def test_browser_logs_in_searches_and_sees_the_timeline(api_server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(api_server + "/arrears-audit/")
-            page.wait_for_url("**/login**", timeout=30_000)
-            page.locator("input[name=username], input#username").first.fill(USER)
-            page.locator("input[type=password]").first.fill(PASSWORD)
-            page.locator("button[type=submit]").first.click()
-            page.wait_for_url("**/arrears-audit/**", timeout=30_000)
-            page.fill("#account", "A6")
-            page.click("#search")
-            page.wait_for_selector("#timeline", timeout=30_000)
-            assert "Account A6: 4 steps" in page.inner_text("#timeline-title")
-            rows = page.locator("#timeline tr.step")
-            assert rows.count() == 4
-            first, last = rows.nth(0).inner_text(), rows.nth(3).inner_text()
-            assert "2026-11-16" in first and "escalation_stopped:disputed" in first
-            assert "email message sent" in last
-            links = page.locator("#timeline a")
-            assert "/dags/arrears_collection_cycle/runs/" in links.first.get_attribute("href")
+    with logged_in_page(api_server, "/arrears-audit/", USER, PASSWORD) as page:
+        page.fill("#account", "A6")
+        page.click("#search")
+        page.wait_for_selector("#timeline", timeout=30_000)
+        assert "Account A6: 4 steps" in page.inner_text("#timeline-title")
+        rows = page.locator("#timeline tr.step")
+        assert rows.count() == 4
+        first, last = rows.nth(0).inner_text(), rows.nth(3).inner_text()
+        assert "2026-11-16" in first and "escalation_stopped:disputed" in first
+        assert "email message sent" in last
+        links = page.locator("#timeline a")
+        assert "/dags/arrears_collection_cycle/runs/" in links.first.get_attribute("href")
 
-            # The same page inside Airflow's UI, as the "Audit trail" entry of the Browse menu.
-            page.goto(api_server + "/plugin/arrears-audit")
-            frame = page.frame_locator("iframe").first
-            frame.locator("#account").fill("A6")
-            frame.locator("#search").click()
-            frame.locator("#timeline").wait_for(timeout=30_000)
-            assert frame.locator("#timeline tr.step").count() == 4
-            if SCREENSHOT:
-                page.wait_for_timeout(1000)
-                page.screenshot(path=SCREENSHOT)
-        finally:
-            browser.close()
+        # The same page inside Airflow's UI, as the "Audit trail" entry of the Browse menu.
+        page.goto(api_server + "/plugin/arrears-audit")
+        frame = page.frame_locator("iframe").first
+        frame.locator("#account").fill("A6")
+        frame.locator("#search").click()
+        frame.locator("#timeline").wait_for(timeout=30_000)
+        assert frame.locator("#timeline tr.step").count() == 4
+        if SCREENSHOT:
+            page.wait_for_timeout(1000)
+            page.screenshot(path=SCREENSHOT)
