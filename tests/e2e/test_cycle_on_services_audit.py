@@ -79,6 +79,13 @@ def test_audit_trail_and_task_logs_on_services(services):
         keys = {k for (k,) in conn.execute(text(
             "SELECT entry_key FROM audit_entries WHERE kind = 'message'"))}
         assert sent and {f"message/{k}/sent" for (k,) in sent} <= keys
+        # The worker's audit task checkpointed the chain and anchored it in the day's outbox.
+        from arrears.audit import checkpoint
+        latest = checkpoint.latest(conn)
+        assert latest is not None and checkpoint.read_anchor(latest.anchor)["seq"] == latest.seq
+        assert str(svc.outbox) in latest.anchor
+        daily = checkpoint.verify_daily(conn)
+        assert daily.ok and daily.mode == "checkpoint", daily.describe()
     engine.dispose()
 
     logs = sorted((svc.home / "logs").rglob("*.log"))
