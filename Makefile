@@ -22,7 +22,7 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock scripts/setup-system.sh
 install: $(VENV)/.installed
 
 demo: install
-	@$(PY) -m arrears.demo $(ARGS)
+	@$(PY) -m devtools.demo $(ARGS)
 
 # The unit suite (SQLite and PostgreSQL), then the end-to-end suite on real services: CI runs
 # only `make test`, so both run here. Without PostgreSQL or Redis they fail, never skip.

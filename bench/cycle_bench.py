@@ -23,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(REPO))  # devtools.datagen
 sys.path.insert(0, str(REPO / "bench"))
 
 D = date(2026, 11, 16)            # a Monday, inside the contact window's week
@@ -38,7 +39,7 @@ def say(text: str) -> None:
 def population_for(accounts: int, seed: int) -> int:
     """How many synthetic customers give about ``accounts`` accounts in D's extract (only the
     ones in arrears on D are listed)."""
-    from arrears.datagen import make_account, rows_for_day
+    from devtools.datagen import make_account, rows_for_day
     sample = 3000
     listed = sum(rows_for_day(make_account(seed, i, D), D)[0] is not None for i in range(sample))
     return max(1, round(accounts * sample / listed))
@@ -53,11 +54,12 @@ def landing_for(work: Path, accounts: int, seed: int) -> Path:
         return folder
     population = population_for(accounts, seed)
     say(f"generating a landing folder of ~{accounts:,} accounts ({population:,} customers) in {root}")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
-            "from datetime import date; from arrears.datagen import generate; "
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/plugins']; "
+            "from pathlib import Path; "
+            "from datetime import date; from devtools.datagen import generate; "
             "generate(Path(sys.argv[2]), date.fromisoformat(sys.argv[3]), 1, int(sys.argv[4]), "
             "int(sys.argv[5]))")
-    child = subprocess.Popen([sys.executable, "-c", code, str(REPO / "plugins"), str(root),
+    child = subprocess.Popen([sys.executable, "-c", code, str(REPO), str(root),
                               D.isoformat(), str(population), str(seed)])
     while child.poll() is None:
         time.sleep(5)

@@ -20,10 +20,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(REPO))  # devtools.datagen
 
 from arrears.cycle.decide import decide_cycle, stage_bills  # noqa: E402
 from arrears.cycle.run import CycleRun  # noqa: E402
-from arrears.datagen import generate  # noqa: E402
+from devtools.datagen import generate  # noqa: E402
 from arrears.db import connect  # noqa: E402
 from arrears.disconnection.cycle import disconnection_step  # noqa: E402
 from arrears.ingest import ingest_delivery  # noqa: E402

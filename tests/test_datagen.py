@@ -2,7 +2,7 @@
 import csv
 from datetime import date
 
-from arrears.datagen import generate
+from devtools.datagen import generate
 
 
 def read(path):

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from arrears.cycle import decide as ds
 from arrears.cycle.run import CycleRun
-from arrears.datagen import generate
+from devtools.datagen import generate
 from arrears.ingest import ingest_delivery
 from factories import CALENDAR, POLICY, landing
 

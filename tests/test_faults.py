@@ -134,7 +134,7 @@ def run_with_connection_killed(step, ctx, admin_url: str, app: str, table: str) 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_the_database_connection_lost_mid_task_then_retried(folders, monkeypatch, db_url, tmp_path):
-    from arrears import datagen
+    from devtools import datagen
     from arrears import orchestration as steps
     from arrears.db import connect
     from databases import PG_URL

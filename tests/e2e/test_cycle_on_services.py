@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
-from arrears import datagen
+from devtools import datagen
 from e2e_services import DAG_ID
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

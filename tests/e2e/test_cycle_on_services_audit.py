@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
-from arrears import datagen
+from devtools import datagen
 from arrears.audit import trail
 from e2e_services import DAG_ID
 from test_cycle_on_services import last_schedule_date, logical

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from arrears.datagen import generate
+from devtools.datagen import generate
 from arrears.paths import REPO_ROOT
 
 DAG_ID = "arrears_collection_cycle"

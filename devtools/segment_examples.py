@@ -1,4 +1,4 @@
-"""One rendered message per customer segment for the README: `python -m arrears.delivery.segment_examples`.
+"""One rendered message per customer segment for the README: `python -m devtools.segment_examples`.
 
 Writes docs/img/segment_<segment>_<language>.png (the HTML email, screenshotted by headless
 chromium) and docs/segments.md (subject, plain-text email and SMS of each).
@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from arrears.delivery.examples import D, HOLDERS, example_lines, write_markdown
+from devtools.message_examples import D, HOLDERS, example_lines, write_markdown
 from arrears.delivery.render import message_data
 from arrears.model import LANGUAGES
 from arrears.policy import load_policy
@@ -52,7 +52,7 @@ def main(argv=None) -> None:
                 yield from example_lines(segment, sample(segment, language),
                                          img / f"segment_{segment}_{language}.png", chromium,
                                          email_text=True)
-    write_markdown(argv, __doc__, "arrears.delivery.segment_examples",
+    write_markdown(argv, __doc__, "devtools.segment_examples",
                    "One message per customer segment, rendered", "segments.md", body)
 
 
