@@ -24,9 +24,13 @@ install: $(VENV)/.installed
 demo: install
 	@$(PY) -m devtools.demo $(ARGS)
 
-# The unit suite (SQLite and PostgreSQL), then the end-to-end suite on real services: CI runs
-# only `make test`, so both run here. Without PostgreSQL or Redis they fail, never skip.
-test: install
+# ruff (pinned in the dev group; its rules in pyproject.toml): a lint failure is cheap to see.
+lint: install
+	@$(VENV)/bin/ruff check .
+
+# Lint, the unit suite (SQLite and PostgreSQL), then the end-to-end suite on real services: CI
+# runs only `make test`, so all run here. Without PostgreSQL or Redis they fail, never skip.
+test: install lint
 	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-e2e
 

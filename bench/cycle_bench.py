@@ -176,7 +176,8 @@ def machine() -> str:
                 if line.startswith("model name")), platform.processor())
     mem = next((line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
                 if line.startswith("MemTotal")), "?")
-    return f"{os.cpu_count()} CPUs ({cpu}), {int(mem.split()[0]) / 2**20:.1f} GiB RAM, Python {platform.python_version()}"
+    gib = int(mem.split()[0]) / 2**20
+    return f"{os.cpu_count()} CPUs ({cpu}), {gib:.1f} GiB RAM, Python {platform.python_version()}"
 
 
 # --------------------------------------------------------------------------- the benchmark

@@ -84,7 +84,8 @@ def write_markdown(argv, doc: str, module: str, title: str, out_name: str, body)
     channel_examples(img)
 
 
-def channel_examples(img: Path, kinds=("formal_notice",), escalation=("credit_prenotice", "disconnection_notice")) -> Path:
+def channel_examples(img: Path, kinds=("formal_notice",),
+                     escalation=("credit_prenotice", "disconnection_notice")) -> Path:
     """docs/channels.md: the WeChat request, the push, the call script and the letter by post of
     a formal notice (and, for the letter, an escalation notice), in both languages."""
     from arrears.channels.post.batch import render_notice

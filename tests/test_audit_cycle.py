@@ -4,7 +4,6 @@ reads in order with its rules, the cycle report is there, and no personal data i
 from __future__ import annotations
 
 import csv
-import json
 
 from sqlalchemy import inspect, text
 

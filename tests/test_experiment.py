@@ -130,7 +130,7 @@ def test_each_arm_decides_its_accounts_and_the_contact_limits_bind_the_challenge
 
     sent = rows(engine, "SELECT account_id, cycle_date, channel, status FROM outbox")
     by_account = defaultdict(list)
-    for account, day, channel, status in sent:
+    for account, day, channel, _status in sent:
         by_account[account].append((date.fromisoformat(str(day)[:10]), channel))
     capped = 0
     stage_of = {(a, str(d)[:10]): s for a, d, s, *_ in decided}

@@ -1,5 +1,5 @@
 """CONTRACT §2: stages by DPD of the oldest unpaid bill, and the below-threshold rule."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 

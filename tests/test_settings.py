@@ -113,7 +113,7 @@ def test_postgres_connection_reaches_the_server(monkeypatch):
     """The URL built from the JSON form opens the test server and migrates it once per process."""
     from sqlalchemy import text
 
-    from arrears.db import connect, engine as engine_module
+    from arrears.db import engine as engine_module
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", json.dumps(
         {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
          "schema": "test", "extra": {"sslmode": "disable"}}))

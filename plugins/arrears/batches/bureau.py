@@ -417,9 +417,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         checked = ""
         if (path.parent / MANIFEST).exists():
-            checked = f", manifest ({verify_manifest(path.parent, path.name, data, parsed, layout)} rows) matches"
-        amounts = ", ".join(f"{f.name} {format_fen(parsed.trailer[f.name]) if f.type == 'amount' else parsed.trailer[f.name]}"
-                            for f in layout.records["trailer"] if f.aggregate)
+            rows = verify_manifest(path.parent, path.name, data, parsed, layout)
+            checked = f", manifest ({rows} rows) matches"
+        totals = {f.name: format_fen(parsed.trailer[f.name]) if f.type == "amount" else parsed.trailer[f.name]
+                  for f in layout.records["trailer"] if f.aggregate}
+        amounts = ", ".join(f"{name} {value}" for name, value in totals.items())
         print(f"OK {args.file}: layout {layout.name}, {len(parsed.details)} detail records; "
               f"trailer {amounts} agrees with the details{checked}")
         return 0

@@ -49,8 +49,8 @@ def cycle_facts(engine: Engine, cycle_date: date) -> dict:
     bucket."""
     zero = lambda names: {n: [0, 0] for n in names}  # noqa: E731 - [count, fen]
     facts = {"by_stage": zero(STAGES), "by_action": zero(ACTIONS), "by_hold": zero(HOLDS),
-             "by_segment": zero(SEGMENTS), "ageing": zero(label for label, _, _ in AGEING), "accounts": 0, "outstanding": 0,
-             "replay": False}
+             "by_segment": zero(SEGMENTS), "ageing": zero(label for label, _, _ in AGEING),
+             "accounts": 0, "outstanding": 0, "replay": False}
     with engine.connect() as conn:
         for stage, dpd, outstanding, actions, holds, replay, segment in conn.execute(text(
                 "SELECT stage, dpd, outstanding_fen, actions, holds, replay, segment FROM decisions"
