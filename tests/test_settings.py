@@ -4,7 +4,8 @@ from datetime import time
 
 import pytest
 
-from arrears.settings import Settings, SettingsError, database_url, get_connection, parse_window
+from arrears.settings import (Settings, SettingsError, contact_window, database_url, get_connection,
+                              parse_window)
 
 
 def test_contact_window_parsing():
@@ -24,7 +25,7 @@ def test_variables_and_connection_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", "postgres://app:s%40cret@db.internal:6543/collections")
     s = Settings.load()
     assert (s.landing, s.outbox, s.timezone) == (tmp_path / "in", tmp_path / "out", "Asia/Urumqi")
-    assert s.contact_window == (time(9), time(20))
+    assert contact_window("08:00-21:00") == (time(9), time(20))   # the variable wins over the policy
     assert s.db_url == "postgresql+psycopg://app:s%40cret@db.internal:6543/collections"
 
 

@@ -17,7 +17,6 @@ from sqlalchemy.engine import URL
 from arrears.paths import REPO_ROOT
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-DEFAULT_CONTACT_WINDOW = "08:00-21:00"
 
 
 class SettingsError(ValueError):
@@ -128,14 +127,18 @@ def postgres_url(conn) -> URL:
     return url.update_query_dict({**libpq, **dict(url.query)})
 
 
+def contact_window(policy_window: str) -> tuple[time, time]:
+    """The Airflow variable arrears_contact_window, else the portfolio policy's window: the one
+    default lives in the policy file ([contact] window)."""
+    return parse_window(get_variable("arrears_contact_window") or policy_window)
+
+
 @dataclass(frozen=True)
 class Settings:
     landing: Path
     outbox: Path
     timezone: str
-    contact_window: tuple[time, time]
     db_url: str
-    portfolio: str = "default"
     encoding: str | None = None  # the landing files' encoding; None: undeclared (UTF-8)
 
     @classmethod
@@ -144,8 +147,6 @@ class Settings:
             landing=Path(get_variable("arrears_landing") or REPO_ROOT / "var" / "landing"),
             outbox=Path(get_variable("arrears_outbox") or REPO_ROOT / "var" / "outbox"),
             timezone=get_variable("arrears_timezone") or DEFAULT_TIMEZONE,
-            contact_window=parse_window(get_variable("arrears_contact_window")
-                                        or DEFAULT_CONTACT_WINDOW),
             db_url=database_url(get_connection("arrears_db")),
             encoding=get_variable("arrears_encoding") or None,
         )

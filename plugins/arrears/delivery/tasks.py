@@ -17,7 +17,8 @@ from arrears.channels import registry as channel_registry
 from arrears.delivery.transports import mail_domain
 from arrears.policy import load_policy
 from arrears.records.service import Recorder, after_dispatch
-from arrears.settings import Settings, get_connection, get_variable, parse_window
+from arrears.settings import Settings, get_connection
+from arrears.settings import contact_window as settings_window
 
 log = logging.getLogger("arrears")
 POOL = "arrears_smtp"   # limits concurrent SMTP connections across DAGs (see delivery.md)
@@ -54,7 +55,7 @@ def queue(context, clock: Clock = wall_clock) -> dict:
 def contact_window(context):
     """The Airflow variable arrears_contact_window, else the portfolio policy's window."""
     portfolio = (context.get("params") or {}).get("portfolio", "default")
-    return parse_window(get_variable("arrears_contact_window") or load_policy(portfolio).contact_window)
+    return settings_window(load_policy(portfolio).contact_window)
 
 
 def _dispatch(context, dates, clock: Clock) -> dict:
