@@ -26,6 +26,9 @@ NOT_SET = {
     "AIRFLOW_VAR_ARREARS_DISCONNECTION_KILL_SWITCH": "flipped in the UI, off by default",
     "AIRFLOW_VAR_ARREARS_DISCONNECTION_DRY_RUN": "flipped in the UI, off by default",
     "AIRFLOW_VAR_ARREARS_DISCONNECTION_APPROVAL_HOURS": "tuned in the UI, 4 hours by default",
+    # Set only where the billing system's files are not UTF-8: a declared encoding is trusted as
+    # it is, while an undeclared one gets the mojibake check.
+    "AIRFLOW_VAR_ARREARS_ENCODING": "undeclared (UTF-8, checked) unless the deployment says otherwise",
 }
 
 
