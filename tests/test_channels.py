@@ -313,3 +313,33 @@ def test_per_channel_counts_reach_the_summary_and_the_report(engine, tmp_path, g
     assert channels["post"] == {"sent": 1} and channels["voice"] == {"sent": 3}
     html, summary = render(engine, tmp_path / "outbox", D)
     assert summary["messages"]["sms"]["opt_outs"] == 1 and "<th>opt_outs</th>" in html
+
+
+def test_a_permanent_failure_is_a_contact_gap_until_the_extract_gives_another_address(
+        engine, tmp_path, gateways):
+    run = decide_day(engine, tmp_path)
+    queue_messages(engine, run, POLICY, "power.example", at(D, 8, 30)())
+    send(engine, at(D, 9))                      # W3's openid refused for good (43004)
+    from arrears.records.service import record_service   # the cycle's step after dispatch
+    from arrears.policy.business_days import BusinessCalendar
+    record_service(engine, TZ, POLICY, BusinessCalendar())
+    d1, d2 = D + timedelta(days=7), D + timedelta(days=14)   # past the repeat wait and the cap
+
+    def reasons(day):
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT reasons, actions FROM decisions WHERE cycle_date = :d"
+                                     " AND account_id = 'W3'"), {"d": day}).one()
+    decide_day(engine, tmp_path, d1)
+    assert "wechat:contact_gap:permanent_failure" in reasons(d1).reasons
+    assert "sms" in reasons(d1).actions.split(";") and "wechat" not in reasons(d1).actions.split(";")
+    # Only that address: W1's WeChat, which worked, is still used; a new openid is tried again.
+    assert "wechat:due" in decide_step_reasons(engine, d1, "W1")
+    new = [row[:9] + ["oW3-new", ""] if row[0] == "W3" else row for row in ACCOUNTS]
+    decide_day(engine, tmp_path, d2, accounts=new)
+    assert "wechat:due" in reasons(d2).reasons
+
+
+def decide_step_reasons(engine, day, account_id):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT reasons FROM decisions WHERE cycle_date = :d AND account_id = :a"),
+                            {"d": day, "a": account_id}).scalar_one()
