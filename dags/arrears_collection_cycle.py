@@ -8,12 +8,12 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from arrears import orchestration as steps
 from arrears.audit import tasks as audit_steps
 from arrears.batches import tasks as batch_steps
-from arrears.cycle import tasks as cycle_tasks
+from arrears.cycle import tasks as cycle_steps
 from arrears.delivery import tasks as delivery_steps
 from arrears.disconnection import tasks as disconnection_steps
+from arrears.ingest import tasks as ingest_steps
 from arrears.ops import alerts
 
 TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
@@ -60,32 +60,32 @@ default_args = {
 def arrears_collection_cycle():
     @task.sensor(poke_interval=60, mode="reschedule", timeout=timedelta(days=1))
     def wait_for_landing(**context) -> bool:
-        return steps.landing_ready(context)
+        return ingest_steps.landing_ready(context)
 
     @task
     def ingest(**context) -> dict:
-        return steps.ingest(context)
+        return ingest_steps.ingest(context)
 
     @task
     def stage(**context) -> dict:
-        return steps.stage(context)
+        return cycle_steps.stage(context)
 
     @task
     def plan_decisions(**context) -> list[dict]:
-        return cycle_tasks.plan(context)
+        return cycle_steps.plan(context)
 
     # One mapped task per part of the accounts, so Celery workers share the decisions.
     @task
     def decide_part(part: dict, **context) -> dict:
-        return cycle_tasks.decide_part(context, part)
+        return cycle_steps.decide_part(context, part)
 
     @task
     def decide(parts: list[dict], **context) -> dict:
-        return steps.decide(context, parts)
+        return cycle_steps.decide(context, parts)
 
     @task
     def publish(**context) -> dict:
-        return steps.publish(context)
+        return cycle_steps.publish(context)
 
     @task
     def disconnection(**context) -> dict:

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from arrears.disconnection import tasks as steps
+from arrears.disconnection import tasks as disconnection_steps
 from arrears.disconnection.approval import SupervisorApproval
 from arrears.ops import alerts
 
@@ -31,7 +31,7 @@ default_args = {
 
 @dag(
     dag_id="arrears_disconnection_release",
-    schedule=[steps.proposals_asset()],
+    schedule=[disconnection_steps.proposals_asset()],
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
@@ -49,24 +49,24 @@ default_args = {
 def arrears_disconnection_release():
     @task(task_id=COLLECT)
     def collect_proposals(**context) -> dict:
-        return steps.collect_proposals(context)
+        return disconnection_steps.collect_proposals(context)
 
     approve = SupervisorApproval(
         task_id="approve",
         subject=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['subject'] }}}}",
         body=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['body'] }}}}",
         defaults="Reject",  # no answer by the deadline releases nothing
-        response_timeout=timedelta(hours=steps.approval_timeout_hours()),
+        response_timeout=timedelta(hours=disconnection_steps.approval_timeout_hours()),
         retries=0,  # a retry would ask the supervisor a second time
     )
 
     @task
     def release(**context) -> dict:
-        return steps.release(context)
+        return disconnection_steps.release(context)
 
     @task(trigger_rule="all_done")
     def record_outcome(**context) -> dict:
-        return steps.record_outcome(context)
+        return disconnection_steps.record_outcome(context)
 
     collect_proposals() >> approve >> release() >> record_outcome()
 

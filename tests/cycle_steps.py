@@ -40,11 +40,12 @@ def use_database(monkeypatch, db_url: str, landing: Path, outbox: Path) -> None:
 def run_cycle(day: date, run_type: str = "scheduled", conf: dict | None = None,
               run_id: str | None = None, deliver: bool = True) -> dict:
     """ingest -> stage -> decide -> publish -> queue -> dispatch, as the DAG orders them."""
-    from arrears import orchestration as steps
+    from arrears.cycle import tasks as cycle_steps
+    from arrears.ingest import tasks as ingest_steps
     from arrears.delivery import tasks as delivery
     results = {}
-    for name, step in (("ingest", steps.ingest), ("stage", steps.stage), ("decide", steps.decide),
-                       ("publish", steps.publish)):
+    for name, step in (("ingest", ingest_steps.ingest), ("stage", cycle_steps.stage), ("decide", cycle_steps.decide),
+                       ("publish", cycle_steps.publish)):
         results[name] = step(context(day, run_type, conf, run_id, name))
     if deliver:
         results["queue"] = delivery.queue(context(day, run_type, conf, run_id, "queue_messages"))

@@ -78,7 +78,7 @@ def test_on_the_last_try_failures_are_left_for_the_hourly_sweep(env, tmp_path):
     result = tasks.dispatch_cycle(context(try_number=4, max_tries=3), clock=at(D, 8, 31))
     assert result["retry_wanted"] and result["failed"] == 5   # the 6th bounced for good
     # publish writes the summary with the counts as they stand ...
-    summary = {"accounts": 7, "messages": tasks.summary_messages(engine, D)}
+    summary = {"accounts": 7, "messages": message_counts(engine, D)}
     outputs.write_summary(outbox, D, summary)
     assert summary["messages"]["failed"] == 5 and summary["messages"]["sent"] == 4
     # ... the hourly sweep sends the rest and refreshes the counts in cycle_summary.json.

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from arrears.cycle.decide import as_date, decide_cycle, stage_bills
+from arrears.cycle.decide import decide_cycle, stage_bills
+from arrears.db.values import as_date
 from arrears.cycle.run import CycleRun
 from arrears.disconnection import disconnection_step, record_answer, release_batch
 from arrears.disconnection.release import Safety, open_batch

@@ -46,7 +46,9 @@ def bill_row(i: int) -> list:
 
 @pytest.fixture
 def experiment(tmp_path, monkeypatch, engine, db_url):
-    from arrears import orchestration as steps
+    from arrears import orchestration
+    from arrears.cycle import tasks as cycle_steps
+    from arrears.ingest import tasks as ingest_steps
     from arrears.cycle.decide import decide_cycle
     from arrears.delivery import tasks as delivery
     from arrears.delivery.outbox import queue_messages
@@ -67,9 +69,9 @@ def experiment(tmp_path, monkeypatch, engine, db_url):
     policy = load_policy("champ", write_policies(tmp_path / "policy"))
     calendar = BusinessCalendar.for_policy(policy)
     for day in DAYS:
-        steps.ingest(context(day, task_id="ingest"))
-        steps.stage(context(day, task_id="stage"))
-        run = steps.run_from_context(context(day, task_id="decide"))
+        ingest_steps.ingest(context(day, task_id="ingest"))
+        cycle_steps.stage(context(day, task_id="stage"))
+        run = orchestration.run_from_context(context(day, task_id="decide"))
         decide_cycle(engine, run, policy, calendar)
         queue_messages(engine, run, policy, "example.com",
                        datetime(day.year, day.month, day.day, 2, tzinfo=timezone.utc))

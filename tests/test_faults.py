@@ -135,7 +135,8 @@ def run_with_connection_killed(step, ctx, admin_url: str, app: str, table: str) 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_the_database_connection_lost_mid_task_then_retried(folders, monkeypatch, db_url, tmp_path):
     from devtools import datagen
-    from arrears import orchestration as steps
+    from arrears.cycle import tasks as cycle_steps
+    from arrears.ingest import tasks as ingest_steps
     from arrears.db import connect
     from databases import PG_URL
     land, outbox = folders
@@ -145,14 +146,14 @@ def test_the_database_connection_lost_mid_task_then_retried(folders, monkeypatch
     datagen.write_day(land, D, 3000, seed=5, start=D - timedelta(days=3))
     engine = connect(url)
 
-    error = run_with_connection_killed(steps.ingest, context(D, task_id="ingest"), PG_URL, app,
+    error = run_with_connection_killed(ingest_steps.ingest, context(D, task_id="ingest"), PG_URL, app,
                                        "extract_bills")
     assert any(word in str(error).lower() for word in ("terminat", "closed", "lost"))
     # The transaction died with its connection: nothing of D is half-loaded.
     assert rows(engine, "SELECT COUNT(*) FROM extract_accounts") == [(0,)]
     assert rows(engine, "SELECT COUNT(*) FROM deliveries") == [(0,)]
-    steps.ingest(context(D, task_id="ingest", try_number=2))          # the retry
-    steps.stage(context(D, task_id="stage"))
+    ingest_steps.ingest(context(D, task_id="ingest", try_number=2))          # the retry
+    cycle_steps.stage(context(D, task_id="stage"))
     loaded = snapshot(engine)
     assert len(loaded["extract_accounts"]) > 1000
 
@@ -169,13 +170,13 @@ def test_the_database_connection_lost_mid_task_then_retried(folders, monkeypatch
     results.append(cycle_tasks.decide_part(context(D, task_id="decide_part", try_number=2),
                                            parts[1]))
     results.append(cycle_tasks.decide_part(context(D, task_id="decide_part"), parts[2]))
-    summary = steps.decide(context(D, task_id="decide"), results)
+    summary = cycle_steps.decide(context(D, task_id="decide"), results)
     after = snapshot(engine)
     assert summary["accounts"] == len(after["decisions"]) == len(loaded["extract_accounts"])
     # Consistent: the same as a clean, uninterrupted run of the same steps (in one task).
-    steps.ingest(context(D, task_id="ingest", try_number=3))
-    steps.stage(context(D, task_id="stage", try_number=2))
-    steps.decide(context(D, task_id="decide", try_number=2))
+    ingest_steps.ingest(context(D, task_id="ingest", try_number=3))
+    cycle_steps.stage(context(D, task_id="stage", try_number=2))
+    cycle_steps.decide(context(D, task_id="decide", try_number=2))
     assert snapshot(engine) == after
 
 

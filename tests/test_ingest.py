@@ -205,14 +205,14 @@ def _context(cycle_date: date, started: datetime, wait_minutes: int = 5):
 def test_a_missing_folder_is_waited_for_then_fails_clearly(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from arrears import orchestration
+    from arrears.ingest import tasks as ingest_steps
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_LANDING", str(tmp_path))
     now = datetime.now(timezone.utc)
-    assert orchestration.landing_ready(_context(D, now)) is False
+    assert ingest_steps.landing_ready(_context(D, now)) is False
     with pytest.raises(AirflowFailException, match="did not arrive within 0:05:00.*clear this task"):
-        orchestration.landing_ready(_context(D, now - timedelta(minutes=6)))
+        ingest_steps.landing_ready(_context(D, now - timedelta(minutes=6)))
     landing(tmp_path / D.isoformat(), ACCOUNTS, BILLS)
-    assert orchestration.landing_ready(_context(D, now - timedelta(minutes=6))) is True
+    assert ingest_steps.landing_ready(_context(D, now - timedelta(minutes=6))) is True
 
 
 def _remembered(engine) -> dict:
@@ -264,16 +264,16 @@ def test_redelivery_keeps_events_no_delivery_carried(engine, tmp_path):
 
 def test_encoding_per_deployment_and_per_run(tmp_path, monkeypatch, db_url):
     """The Airflow variable arrears_encoding sets the deployment's encoding; the run conf wins."""
-    from arrears import orchestration
+    from arrears.ingest import tasks as ingest_steps
     from arrears.db import connect
     from cycle_steps import context, use_database
     use_database(monkeypatch, db_url, tmp_path / "landing", tmp_path / "outbox")
     landing(tmp_path / "landing" / D.isoformat(), ACCOUNTS, BILLS, encoding="gb18030")
     with pytest.raises(IngestError, match="not valid utf-8"):
-        orchestration.ingest(context(D, conf={"encoding": None}))
+        ingest_steps.ingest(context(D, conf={"encoding": None}))
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_ENCODING", "gb18030")
-    assert orchestration.ingest(context(D, conf={"encoding": None}))["rows"]["accounts.csv"] == 2
+    assert ingest_steps.ingest(context(D, conf={"encoding": None}))["rows"]["accounts.csv"] == 2
     with pytest.raises(IngestError, match="not valid utf-8"):
-        orchestration.ingest(context(D, conf={"encoding": "utf-8"}))   # the run says otherwise
+        ingest_steps.ingest(context(D, conf={"encoding": "utf-8"}))   # the run says otherwise
     names = {r[2] for r in dump(connect(db_url), "extract_accounts")}
     assert "王伟" in names

@@ -20,7 +20,7 @@ import io
 import json
 from datetime import date, datetime, timezone
 
-from arrears.cycle.decide import as_date
+from arrears.db.values import as_date
 from cycle_steps import rows
 from delivery_servers import start_smtp
 from factories import landing
@@ -176,16 +176,17 @@ def test_a_deferred_message_serves_its_notice_on_the_day_it_is_sent(tmp_path, mo
 
 def _full_cycle(day, land, ids, bills=None, events=()):
     """Every step of a cycle in the DAG's order, through the task functions the DAG calls."""
-    from arrears import orchestration as steps
+    from arrears.cycle import tasks as cycle_steps
+    from arrears.ingest import tasks as ingest_steps
     from arrears.audit import tasks as audit_steps
     from arrears.delivery import tasks as delivery
     from arrears.disconnection import tasks as disconnection
     from cycle_steps import context
     landing(land / day.isoformat(), [ACCOUNTS.get(i) or LAPSING[i] for i in ids],
             bills if bills is not None else [LAPSE_BILL(i) for i in ids], [], list(events))
-    for name, step in (("ingest", steps.ingest), ("stage", steps.stage), ("decide", steps.decide),
+    for name, step in (("ingest", ingest_steps.ingest), ("stage", cycle_steps.stage), ("decide", cycle_steps.decide),
                        ("disconnection", disconnection.cycle_disconnection),
-                       ("publish", steps.publish), ("queue_messages", delivery.queue),
+                       ("publish", cycle_steps.publish), ("queue_messages", delivery.queue),
                        ("dispatch_messages", delivery.dispatch_cycle), ("audit", audit_steps.audit)):
         step(context(day, task_id=name))
 

@@ -27,7 +27,7 @@ _templates = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "agents"),
 
 
 def _latest_cycle(engine) -> date | None:
-    from arrears.cycle.decide import as_date
+    from arrears.db.values import as_date
     with engine.connect() as conn:
         return as_date(conn.execute(text(
             "SELECT MAX(cycle_date) FROM decisions WHERE replay = 0")).scalar())

@@ -81,7 +81,7 @@ def latest(conn: Connection) -> Checkpoint | None:
 
 
 def _checkpoint(row) -> Checkpoint:
-    from arrears.cycle.decide import as_date
+    from arrears.db.values import as_date
     return Checkpoint(int(row[0]), row[1], as_date(row[2]), row[3])
 
 

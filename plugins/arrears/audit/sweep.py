@@ -19,7 +19,7 @@ from sqlalchemy import Connection, inspect, text
 
 from arrears.audit.pii import mask_text
 from arrears.audit.trail import Entry, canonical
-from arrears.cycle.decide import as_date
+from arrears.db.values import as_date
 from arrears.cycle.run import CycleRun
 
 # Messages change state after their cycle date (deferred to the next window, retried): look back.

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from arrears.batches.letters import amount
 from arrears.batches.store import write_file
-from arrears.cycle.decide import as_date, split_list
+from arrears.db.values import as_date, split_list
 from arrears.spreadsheet import csv_bytes
 from arrears.db import sql
 from arrears.model import HOLDS, SERVED_NOTICES

@@ -277,11 +277,11 @@ DISPUTED = "XB"  # the compliance condition of an account under an open objectio
 
 def report_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset()) -> list[dict]:
     """D's credit-report records; ``disputed``: accounts under an open bureau objection."""
-    from arrears.cycle.decide import as_date
+    from arrears.db.values import as_date
     with engine.connect() as conn:
         rows = conn.execute(sql("batches/credit_report.sql", conn.dialect.name),
                             {"d": cycle_date}).all()
-    from arrears.cycle.decide import split_list
+    from arrears.db.values import split_list
     from arrears.policy.holds import STOPS_ESCALATION
     out = []
     for aid, holder, address, cls, dpd, outstanding, fee, holds, past_due, oldest in rows:
@@ -312,7 +312,7 @@ def _disputed(engine: Engine, cycle_date: date) -> set[str]:
 def paid_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset()) -> list[dict]:
     """Accounts reported before and paid in full since (CONTRACT §8): a zero-balance "paid"
     record in the first file of a later calendar month than their last report."""
-    from arrears.cycle.decide import as_date
+    from arrears.db.values import as_date
     out = []
     with engine.connect() as conn:
         for aid, last in conn.execute(sql("batches/paid_after_report.sql", conn.dialect.name),
@@ -338,7 +338,7 @@ def without_expired_negative_info(engine: Engine, accounts: list[dict], cycle_da
     a replay of a past date must not hand the bureau negative information it may no longer hold."""
     from zoneinfo import ZoneInfo
 
-    from arrears.cycle.decide import as_date
+    from arrears.db.values import as_date
     from arrears.policy.retention import load_retention, negative_info_reportable
     from arrears.settings import DEFAULT_TIMEZONE
     if as_of is None:

@@ -270,7 +270,7 @@ def render_chunk(letters: list[Letter]) -> list[bytes]:
 
 def iter_letters(conn: Connection, cycle_date: date) -> Iterator[Letter]:
     """D's letters in account order, streamed."""
-    from arrears.cycle.decide import as_date
+    from arrears.db.values import as_date
     from arrears.cycle.grouping import AccountStream
     from arrears.db import sql
     dialect = conn.dialect.name

@@ -11,7 +11,7 @@ from itertools import groupby
 
 from sqlalchemy import Connection, Engine, text
 
-from arrears.cycle.decide import as_date
+from arrears.db.values import as_date
 from arrears.db import sql
 from arrears.model import CaseEvent
 from arrears.policy.config import Policy

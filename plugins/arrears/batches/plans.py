@@ -8,7 +8,7 @@ from itertools import groupby
 
 from sqlalchemy import Connection
 
-from arrears.cycle.decide import as_date
+from arrears.db.values import as_date
 from arrears.db import sql
 from arrears.ingest.validate import parse_instalments
 from arrears.model import CaseEvent

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, text
 from arrears.cycle.grouping import AccountStream
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
+from arrears.db.values import as_date, split_list
 from arrears.db.bulk import Batch
 from arrears.db.sqlfiles import spelled
 from arrears.ingest.validate import parse_instalments
@@ -39,17 +40,6 @@ class AccountRange:
 
 
 EVERY_ACCOUNT = AccountRange()
-
-
-def as_date(value) -> date | None:
-    """SQLite hands dates back as text, PostgreSQL as dates."""
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
-def split_list(value: str) -> frozenset[str]:
-    return frozenset(i for i in (value or "").split(";") if i)
 
 
 def stage_bills(engine: Engine, cycle_date: date) -> int:

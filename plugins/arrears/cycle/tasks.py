@@ -1,5 +1,6 @@
-"""Task glue for the decisions split over Celery workers: a plan of account ranges, one mapped
-task per range (``decide_part.expand(part=plan_decisions())``), and the merge of their results.
+"""Task glue for the cycle area: staging, the decisions split over Celery workers (a plan of
+account ranges, one mapped task per range: ``decide_part.expand(part=plan_decisions())``, and
+the merge of their results), and publishing decisions.csv and cycle_summary.json.
 
 Every range is decided from the same state and writes only its own accounts' rows, so the parts
 may run in any order, on any worker, and each may be retried alone.
@@ -10,8 +11,16 @@ import logging
 
 from arrears import orchestration
 from arrears.cycle import decide as decide_step
+from arrears.cycle import outputs
+from arrears.cycle.run import CycleRun
+from arrears.delivery.outbox import message_counts
+from arrears.delivery.tasks import summary_channels
+from arrears.ops.runs import record_run
 from arrears.policy import load_policy
 from arrears.policy.business_days import BusinessCalendar
+from arrears.records.service import Recorder, record_service
+from arrears.report import roll_rates
+from arrears.report.summary import summary_block
 
 log = logging.getLogger("arrears")
 
@@ -21,7 +30,7 @@ def plan(context, size: int = decide_step.PART_SIZE) -> list[dict]:
     run = orchestration.run_from_context(context)
     engine = orchestration.engine()
     portfolio = (context.get("params") or {}).get("portfolio", "default")
-    orchestration.record_what_happened(run, load_policy(portfolio))
+    record_what_happened(run, load_policy(portfolio))
     with engine.connect() as conn:
         replay = decide_step.replay_flag(conn, run)
     parts = decide_step.plan_parts(engine, run.cycle_date, size)
@@ -49,3 +58,54 @@ def merge(results) -> decide_step.DecideResult:
         for segment, n in result.get("by_segment", {}).items():
             total.by_segment[segment] = total.by_segment.get(segment, 0) + n
     return total
+
+
+def stage(context) -> dict:
+    run = orchestration.run_from_context(context)
+    bills = decide_step.stage_bills(orchestration.engine(), run.cycle_date)
+    log.info("staged %d bills for %s", bills, run.cycle_date)
+    return {"bills": bills}
+
+
+def record_what_happened(run: CycleRun, policy) -> None:
+    """Before D is decided: whatever was delivered, served in person (case events known by D)
+    or lost for good since the last dispatch is recorded (never by a replay)."""
+    if not run.replay:
+        record_service(orchestration.engine(), orchestration.settings().timezone, policy,
+                       BusinessCalendar.for_policy(policy),
+                       Recorder(run.run_id, run.task_id, run.try_number), known_by=run.cycle_date)
+
+
+def decide(context, parts: list[dict] | None = None) -> dict:
+    """D's decisions: made here, or merged from what the mapped decide_part tasks returned."""
+    run = orchestration.run_from_context(context)
+    policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
+    record_run(orchestration.engine(), run)
+    if parts is None:
+        record_what_happened(run, policy)
+        result = decide_step.decide_cycle(orchestration.engine(), run, policy,
+                                          BusinessCalendar.for_policy(policy))
+    else:
+        result = merge(parts)
+    summary = {"accounts": result.accounts, "by_stage": result.by_stage,
+               "by_segment": result.by_segment, "replay": run.replay,
+               "policy_version": policy.version,
+               "try_number": run.try_number}  # the audit trail names the try that decided
+    log.info("decision summary: %s", summary)
+    return summary
+
+
+def publish(context) -> dict:
+    """decisions.csv and cycle_summary.json for the day."""
+    run = orchestration.run_from_context(context)
+    eng, outbox = orchestration.engine(), orchestration.settings().outbox
+    decisions = outputs.write_decisions_csv(eng, outbox, run.cycle_date)
+    summary = outputs.decision_counts(eng, run.cycle_date)
+    summary["replay"] = run.replay
+    summary["messages"] = message_counts(eng, run.cycle_date)
+    roll_rates.record(eng, run.cycle_date)
+    summary.update(summary_block(eng, run.cycle_date))  # and deltas on the day before
+    summary["channels"] = summary_channels(eng, run.cycle_date)
+    path = outputs.write_summary(outbox, run.cycle_date, summary)
+    log.info("published %s and %s", decisions, path)
+    return {"decisions": str(decisions), "summary": str(path)}

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Engine, text
 
-from arrears.cycle.decide import as_date, split_list
+from arrears.db.values import as_date, split_list
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.delivery.render import message_data, render

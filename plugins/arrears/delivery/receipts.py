@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 
 from arrears.audit import trail
 from arrears.channels.registry import registry
-from arrears.cycle.decide import as_date, split_list
+from arrears.db.values import as_date, split_list
 from arrears.delivery.outbox import utc_stamp
 
 RECEIPT_STATUSES = ("delivered", "failed", "opted_out")

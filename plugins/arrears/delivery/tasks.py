@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from arrears import orchestration as steps
 from arrears.cycle import outputs
-from arrears.cycle.decide import as_date
+from arrears.db.values import as_date
 from arrears.delivery.dispatch import Clock, dispatch, wall_clock
 from arrears.delivery.outbox import Attempt, message_counts, queue_messages
 from arrears.channels import registry as channel_registry
@@ -109,11 +109,6 @@ def sweep(context, clock: Clock = wall_clock) -> dict:
     return summary
 
 
-def summary_messages(engine, cycle_date: date) -> dict:
-    """cycle_summary.json's `messages`: D's outbox by status (sent, deferred, failed, ...)."""
-    return message_counts(engine, cycle_date)
-
-
 def summary_channels(engine, cycle_date: date) -> dict:
     """cycle_summary.json's `channels`: per channel, D's messages by outbox status and what
     came back (delivered receipts, receipts, replies, opt-outs), zeros left out."""
@@ -126,6 +121,6 @@ def refresh_summary(settings: Settings, cycle_date: date) -> None:
     if not path.exists():
         return  # publish writes it with the counts
     summary = json.loads(path.read_text(encoding="utf-8"))
-    summary["messages"] = summary_messages(steps.engine(), cycle_date)
+    summary["messages"] = message_counts(steps.engine(), cycle_date)
     summary["channels"] = summary_channels(steps.engine(), cycle_date)
     outputs.write_summary(settings.outbox, cycle_date, summary)

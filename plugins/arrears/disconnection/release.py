@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
-from arrears.cycle.decide import as_date, split_list
+from arrears.db.values import as_date, split_list
 from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.cycle.run import CycleRun
 from arrears.db import sql

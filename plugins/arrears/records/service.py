@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
-from arrears.cycle.decide import as_date, split_list
+from arrears.db.values import as_date, split_list
 from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.db import sql
 from arrears.model import SERVED_NOTICES

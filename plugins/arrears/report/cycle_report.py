@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, inspect, text
 
 from arrears.audit.pii import mask_text
-from arrears.cycle.decide import as_date
+from arrears.db.values import as_date
 from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Engine, text
 
-from arrears.cycle.decide import as_date, split_list
+from arrears.db.values import as_date, split_list
 from arrears.db import sql
 from arrears.money import format_fen
 from arrears.policy.experiment import ARMS, CHALLENGER, CHAMPION

@@ -11,7 +11,7 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, text
 
-from arrears.cycle.decide import as_date
+from arrears.db.values import as_date
 from arrears.db import sql
 from arrears.model import STAGES
 

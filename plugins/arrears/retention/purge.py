@@ -77,7 +77,7 @@ def content_hash(value: str) -> str:
 
 
 def _day(value) -> date | None:
-    from arrears.cycle.decide import as_date
+    from arrears.db.values import as_date
     return as_date(value) if value is not None else None
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 
-from arrears.cycle.decide import as_date, decide_cycle, stage_bills
+from arrears.cycle.decide import decide_cycle, stage_bills
+from arrears.db.values import as_date
 from arrears.cycle.run import CycleRun
 from arrears.db import connect, sql
 from arrears.db.bulk import insert_rows

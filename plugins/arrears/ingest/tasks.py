@@ -1,0 +1,42 @@
+"""Task glue for the ingest area: the landing sensor and the load of D's extract."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from arrears import orchestration
+from arrears.ingest import ingest_delivery
+
+log = logging.getLogger("arrears")
+REQUIRED_FILES = ("accounts.csv", "open_items.csv")
+
+
+def landing_ready(context) -> bool:
+    """Sensor body: True once the folder has its required files; fails after the deadline."""
+    run = orchestration.run_from_context(context)
+    folder = orchestration.landing_folder(run)
+    if all((folder / name).is_file() for name in REQUIRED_FILES):
+        return True
+    wait = timedelta(minutes=int((context.get("params") or {}).get("landing_wait_minutes", 360)))
+    started = context["dag_run"].start_date or datetime.now(timezone.utc)
+    if datetime.now(timezone.utc) - started > wait:
+        from airflow.sdk.exceptions import AirflowFailException
+        raise AirflowFailException(
+            f"landing folder {folder} with {', '.join(REQUIRED_FILES)} did not arrive within "
+            f"{wait}: ask the billing team to deliver it, then clear this task")
+    log.info("waiting for %s (%s)", folder, ", ".join(REQUIRED_FILES))
+    return False
+
+
+def ingest(context) -> dict:
+    run = orchestration.run_from_context(context)
+    # The run's conf wins over the deployment's variable; neither is "undeclared" (UTF-8).
+    settings = orchestration.settings()
+    encoding = (context.get("params") or {}).get("encoding") or settings.encoding
+    result = ingest_delivery(orchestration.engine(), orchestration.landing_folder(run), run.cycle_date,
+                             settings.timezone, encoding)
+    summary = {"cycle_date": run.cycle_date.isoformat(), "fingerprint": result.fingerprint,
+               "rows": result.rows, "quarantined": result.quarantined,
+               "contact_gaps": result.contact_gaps}
+    log.info("ingest summary: %s", summary)
+    return summary
