@@ -124,7 +124,7 @@ def test_worker_processes_draw_the_same_bytes_in_the_same_order(monkeypatch):
              for n, (holder, lang) in enumerate([("李娜", "zh-CN"), ("Acme", "en"), ("王伟", "zh-CN")])]
     serial = [(letter.account_id, pdf) for letter, pdf in letters.rendered(batch, workers=1)]
     monkeypatch.setattr(letters, "PARALLEL_FROM", 1)   # three letters are enough to use the pool
-    monkeypatch.setattr(letters, "CHUNK", 1)
+    monkeypatch.setattr(letters, "LETTERS_PER_TASK", 1)
     pooled = [(letter.account_id, pdf) for letter, pdf in letters.rendered(batch, workers=2)]
     assert pooled == serial and [a for a, _ in serial] == ["A0", "A1", "A2"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from arrears.batches.store import MANIFEST, Batch, as_storage_path, sha256
+from arrears.batches.store import MANIFEST, BatchFolder, as_storage_path, sha256
 from arrears.spreadsheet import csv_bytes
 from arrears.db import sql
 from arrears.money import format_fen
@@ -378,7 +378,7 @@ def write_credit_report(engine: Engine, day_folder, cycle_date: date, replay: bo
     data = build_file(cycle_date, accounts, layout)
     verify(data, layout)  # never hand over a file our own reader rejects
     name = layout.name_for(cycle_date)
-    with Batch(day_folder, "credit_report", replay, cycle_date) as batch:
+    with BatchFolder(day_folder, "credit_report", replay, cycle_date) as batch:
         digest = batch.add(name, data)
         rows = [(a["account_id"], name, n, format_fen(a["outstanding_fen"]), digest)
                 for n, a in enumerate(accounts, start=2)]  # record 1 is the header

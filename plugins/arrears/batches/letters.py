@@ -44,7 +44,7 @@ CJK_FONT_FILE = Path(os.environ.get("ARREARS_CJK_FONT", "/usr/share/fonts/truety
 CJK = "ArrearsCJK"
 TEMPLATE = TEMPLATES_DIR / "letters" / "lawyer_letter.toml"
 MANIFEST_COLUMNS = ("account_id", "file", "outstanding", "late_fee", "sha256")
-CHUNK = 50            # letters per task handed to a worker process
+LETTERS_PER_TASK = 50            # letters per task handed to a worker process
 PARALLEL_FROM = 200   # below this many letters, starting worker processes costs more than it saves
 CN_CANNOT_START = "，、；：！？）」』】》〉”’％"
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -325,7 +325,7 @@ def rendered(letters: list[Letter], workers: int | None = None) -> Iterator[tupl
         return
     with pool:
         pending: deque = deque()
-        for chunk in _chunks(iter(letters), CHUNK):
+        for chunk in _chunks(iter(letters), LETTERS_PER_TASK):
             pending.append((chunk, pool.submit(render_chunk, chunk)))
             if len(pending) > 2 * workers:  # bounded: memory stays flat for any batch size
                 chunk, future = pending.popleft()
@@ -347,14 +347,14 @@ def write_lawyer_letters(engine: Engine, day_folder, cycle_date: date, replay: b
     """Render D's letters into ``<day_folder>/lawyer_letters/`` and publish the batch whole."""
     import time
 
-    from arrears.batches.store import Batch
+    from arrears.batches.store import BatchFolder
     from arrears.spreadsheet import csv_bytes
     started = time.monotonic()
     register_cjk_font()  # fail before anything is staged when the font is missing
     with engine.connect() as conn:
         letters = list(iter_letters(conn, cycle_date))
     manifest_rows = []
-    with Batch(day_folder, "lawyer_letters", replay, cycle_date) as batch:
+    with BatchFolder(day_folder, "lawyer_letters", replay, cycle_date) as batch:
         for n, (letter, pdf) in enumerate(rendered(letters, workers), start=1):
             name = file_name(letter.account_id)
             digest = batch.add(name, pdf)

@@ -93,7 +93,7 @@ def _write_member(path: ObjectStoragePath, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-class Batch:
+class BatchFolder:
     """Files written into a staging folder and published together by ``commit(manifest)``.
 
     Leaving the ``with`` block by an exception publishes nothing: the previous complete batch
@@ -109,7 +109,7 @@ class Batch:
         self.replay, self.cycle_date = replay, cycle_date
         self.committed = False
 
-    def __enter__(self) -> Batch:
+    def __enter__(self) -> BatchFolder:
         self.parent.mkdir(parents=True, exist_ok=True)
         # Leftovers of crashed attempts: never visible as batches, removed before a new one.
         for stale in self.parent.iterdir():

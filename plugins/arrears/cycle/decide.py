@@ -13,7 +13,7 @@ from arrears.cycle.grouping import AccountStream
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.db.values import as_date, split_list
-from arrears.db.bulk import Batch
+from arrears.db.bulk import RowWriter
 from arrears.db.sqlfiles import spelled
 from arrears.ingest.validate import parse_instalments
 from arrears.model import (SERVED_NOTICES, Account, CaseEvent, Decision, History, Notice, OpenBill,
@@ -24,7 +24,7 @@ from arrears.policy.config import Policy
 from arrears.policy.experiment import Arms
 
 log = logging.getLogger(__name__)
-CHUNK = 5000
+ACCOUNTS_PER_FETCH = 5000
 PART_SIZE = 250_000  # accounts per mapped decide task: a million accounts keep 2 workers busy
 
 
@@ -121,7 +121,7 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         # Server-side cursors are planned for their first 10% of rows (nested loops); every row
         # is read here, so plan for all of them (hash joins).
         conn.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
-    stream = conn.execution_options(stream_results=True, yield_per=CHUNK)
+    stream = conn.execution_options(stream_results=True, yield_per=ACCOUNTS_PER_FETCH)
     arms = Arms(policy)  # with an [experiment], the challenger decides its share of the accounts
     recent = cycle_date - timedelta(days=max(max(p.contact_cap_days, p.contact_repeat_days)
                                              for p in arms.policies))
@@ -214,8 +214,8 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
             replay = replay_flag(writer, run)
         for table in ("decisions", "decision_bills"):
             writer.execute(text(spelled(f"DELETE FROM {table} WHERE {_IN_PART}", dialect)), where)
-        rows = Batch(writer, "decisions", _DECISION_COLUMNS)
-        bills = Batch(writer, "decision_bills", _BILL_COLUMNS)
+        rows = RowWriter(writer, "decisions", _DECISION_COLUMNS)
+        bills = RowWriter(writer, "decision_bills", _BILL_COLUMNS)
         d = run.cycle_date
         arms = Arms(policy)
         for decision in iter_decisions(reader, d, policy, calendar, part):

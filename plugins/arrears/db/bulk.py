@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection
 
-CHUNK = 20_000
-_OPEN_COPY = "arrears_open_copy"  # key in Connection.info: the Batch whose COPY is open
+ROWS_PER_INSERT = 20_000
+_OPEN_COPY = "arrears_open_copy"  # key in Connection.info: the RowWriter whose COPY is open
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
@@ -31,7 +31,7 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iter
         batch: list = []
         for row in rows:
             batch.append(row)
-            if len(batch) >= CHUNK:
+            if len(batch) >= ROWS_PER_INSERT:
                 cur.executemany(statement, batch)
                 count += len(batch)
                 batch = []
@@ -51,7 +51,7 @@ def _pause_stream(conn: Connection) -> None:
         open_batch.close_copy()
 
 
-class Batch:
+class RowWriter:
     """Rows for one table, written with :func:`insert_rows` every ``chunk`` rows so memory stays
     flat however long the file is.
 
@@ -61,7 +61,7 @@ class Batch:
     batch as a context manager so an error aborts an open ``COPY``.
     """
 
-    def __init__(self, conn: Connection, table: str, columns: Sequence[str], chunk: int = CHUNK,
+    def __init__(self, conn: Connection, table: str, columns: Sequence[str], chunk: int = ROWS_PER_INSERT,
                  stream: bool = False):
         self.conn, self.table, self.columns, self.chunk = conn, table, tuple(columns), chunk
         self.stream = stream and conn.dialect.name == "postgresql"
@@ -104,7 +104,7 @@ class Batch:
         finally:
             cursor.close()
 
-    def __enter__(self) -> Batch:
+    def __enter__(self) -> RowWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -29,7 +29,7 @@ from arrears.delivery.transports import (OutboxMessage, Outage, PermanentFailure
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-CHUNK = 50                          # messages per SMTP connection / per progress line
+MESSAGES_PER_CONNECTION = 50                          # messages per SMTP connection / per progress line
 MAX_ATTEMPTS = 5                    # then a failing message is given up as permanent_failure
 LEASE = timedelta(minutes=15)       # a `sending` row older than this belongs to a dead attempt
 
@@ -119,7 +119,7 @@ def expire_superseded(engine: Engine, dates: Iterable[date] | None = None) -> in
 
 def dispatch(engine: Engine, transports: dict, *, tz: str, window: tuple[time, time],
              attempt: Attempt, dates: Iterable[date] | None = None, clock: Clock = wall_clock,
-             chunk: int = CHUNK, max_attempts: int = MAX_ATTEMPTS,
+             chunk: int = MESSAGES_PER_CONNECTION, max_attempts: int = MAX_ATTEMPTS,
              lease: timedelta = LEASE) -> DispatchResult:
     """Send the unsent messages of ``dates`` (all dates when None) through ``transports``
     (channel -> transport). Outside the contact window they are marked ``deferred``."""

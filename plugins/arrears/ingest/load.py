@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
-from arrears.db.bulk import Batch
+from arrears.db.bulk import RowWriter
 from arrears.db.sqlfiles import run_script
 from arrears.ingest import validate as v
 from arrears.money import quoted
@@ -30,7 +30,7 @@ from arrears.paths import SQL_DIR
 from arrears.ingest.read import CsvFile, FileError, sha256_of
 
 log = logging.getLogger(__name__)
-CHUNK = 5000  # keys looked up per round trip for payments and case events
+KEYS_PER_LOOKUP = 5000  # keys looked up per round trip for payments and case events
 
 
 class IngestError(RuntimeError):
@@ -70,7 +70,7 @@ class _Loader:
         self.conn, self.folder, self.cycle_date, self.tz = conn, folder, cycle_date, tz
         self.encoding = encoding
         self.result = IngestResult(cycle_date, "")
-        self.quarantine = Batch(conn, "quarantine", ("cycle_date", "file", "line", "reason", "raw"))
+        self.quarantine = RowWriter(conn, "quarantine", ("cycle_date", "file", "line", "reason", "raw"))
 
     def rows(self, name: str, clean: Callable[[dict], dict]):
         """Validated rows of one file; bad rows and later duplicate keys go to quarantine."""
@@ -116,7 +116,7 @@ class _Loader:
     def load_accounts(self) -> set[str]:
         ids: set[str] = set()
         d, values = self.cycle_date, itemgetter(*_ACCOUNT_COLUMNS)
-        with Batch(self.conn, "extract_accounts", ("cycle_date", *_ACCOUNT_COLUMNS),
+        with RowWriter(self.conn, "extract_accounts", ("cycle_date", *_ACCOUNT_COLUMNS),
                    stream=True) as batch:
             for _, row, record in self.rows("accounts.csv", v.account_row):
                 ids.add(record["account_id"])
@@ -128,19 +128,19 @@ class _Loader:
     def load_bills(self, accounts: set[str]) -> dict[str, str]:
         bills: dict[str, str] = {}
         d, values = self.cycle_date, itemgetter(*_BILL_COLUMNS)
-        with Batch(self.conn, "extract_bills", ("cycle_date", *_BILL_COLUMNS), stream=True) as batch:
+        with RowWriter(self.conn, "extract_bills", ("cycle_date", *_BILL_COLUMNS), stream=True) as batch:
             for _, _, record in self.rows("open_items.csv", lambda r: v.bill_row(r, accounts)):
                 bills[record["bill_id"]] = record["account_id"]
                 batch.add((d, *values(record)))
         return bills
 
     def load_remembered(self, name: str, table: str, key: str, clean: Callable[[dict], dict],
-                        compare: tuple[str, ...], sightings: Batch) -> None:
+                        compare: tuple[str, ...], sightings: RowWriter) -> None:
         """Payments / case events: insert new keys, accept identical repeats, quarantine others."""
         if not (self.folder / name).exists():
             self.result.rows[name] = self.result.quarantined[name] = 0
             return
-        batch = Batch(self.conn, table, (*compare, "first_seen"))
+        batch = RowWriter(self.conn, table, (*compare, "first_seen"))
         pending: list[tuple[int, dict, dict]] = []
 
         def settle():
@@ -168,7 +168,7 @@ class _Loader:
 
         for item in self.rows(name, clean):
             pending.append(item)
-            if len(pending) >= CHUNK:
+            if len(pending) >= KEYS_PER_LOOKUP:
                 settle()
         settle()
 
@@ -207,10 +207,10 @@ def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "A
                 "payments.csv", "payments", "payment_id",
                 lambda r: v.payment_row(r, accounts, bills, cycle_date, loader.tz),
                 _PAYMENT_COLUMNS,
-                Batch(conn, "payment_sightings", ("cycle_date", "payment_id")))
+                RowWriter(conn, "payment_sightings", ("cycle_date", "payment_id")))
             loader.load_remembered("case_events.csv", "case_events", "event_id",
                                    lambda r: v.event_row(r, accounts), _EVENT_COLUMNS,
-                                   Batch(conn, "case_event_sightings", ("cycle_date", "event_id")))
+                                   RowWriter(conn, "case_event_sightings", ("cycle_date", "event_id")))
             run_script(conn, SQL_DIR / "ingest" / "resighted.sql", {"d": cycle_date})
             loader.quarantine.flush()
             if conn.dialect.name == "postgresql":

@@ -69,7 +69,7 @@ SEED = {
 NOT_SEEDED = {"schema_migrations", "staged_bills", "decision_bills", "cycle_runs",
               "audit_entries", "audit_chain_head", "audit_checkpoints", "channel_receipts",
               "roll_days", "roll_transitions"}
-CHUNK = 20_000
+ROWS_PER_FETCH = 20_000
 
 
 class WhatIfError(ValueError):
@@ -147,7 +147,7 @@ def seed(real: Engine, scratch: Engine, d1: date, d2: date,
                 skipped.append(table)
                 continue
             names = [c for c in _columns(dst, table) if c in cols]
-            rows = src.execution_options(stream_results=True, yield_per=CHUNK).execute(
+            rows = src.execution_options(stream_results=True, yield_per=ROWS_PER_FETCH).execute(
                 text(f"SELECT {', '.join(names)} FROM {table} WHERE {where}"), {"d1": d1, "d2": d2})
             seeded[table] = insert_rows(dst, table, names, (tuple(r) for r in rows))
             progress(f"seeded {table}: {seeded[table]} rows")
