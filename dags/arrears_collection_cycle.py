@@ -1,10 +1,8 @@
 """The daily collection cycle: wiring only; the steps live in plugins/arrears."""
 from __future__ import annotations
 
-import os
 from datetime import time, timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -14,31 +12,25 @@ from arrears.cycle import tasks as cycle_steps
 from arrears.delivery import tasks as delivery_steps
 from arrears.disconnection import tasks as disconnection_steps
 from arrears.ingest import tasks as ingest_steps
-from arrears.ops import alerts
+from arrears.ops import alerts, dag_defaults
 
-TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 # 08:30 local: the billing extract lands overnight, messages go out inside the contact window.
 SCHEDULED_AT = time(8, 30)
 
-default_args = {
-    "owner": "collections-ops",
-    "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "3")),
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=15),
-    "on_failure_callback": alerts.failure_notifier(),
+default_args = dag_defaults.default_args(
+    3, timedelta(minutes=1), retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=15),
     # Every step writes the collection database; the pool caps concurrent writers (airflow-init
     # and the e2e setup create it).
-    "pool": "arrears_db",
-}
+    pool="arrears_db",
+)
 
 
 @dag(
     dag_id="arrears_collection_cycle",
     schedule=CronTriggerTimetable(f"{SCHEDULED_AT.minute} {SCHEDULED_AT.hour} * * *",
-                                  timezone=TIMEZONE),
+                                  timezone=dag_defaults.TIMEZONE),
     deadline=alerts.cycle_deadline(SCHEDULED_AT),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    start_date=dag_defaults.START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args,

@@ -8,31 +8,23 @@ Required Actions page; nobody else may; no answer by the deadline is Reject.
 """
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from arrears.disconnection import tasks as disconnection_steps
 from arrears.disconnection.approval import SupervisorApproval
-from arrears.ops import alerts
+from arrears.ops import dag_defaults
 
-TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 COLLECT = "collect_proposals"
 
-default_args = {
-    "owner": "collections-ops",
-    "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "3")),
-    "retry_delay": timedelta(minutes=1),
-    "on_failure_callback": alerts.failure_notifier(),
-}
+default_args = dag_defaults.default_args(3, timedelta(minutes=1))
 
 
 @dag(
     dag_id="arrears_disconnection_release",
     schedule=[disconnection_steps.proposals_asset()],
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    start_date=dag_defaults.START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args,

@@ -3,30 +3,24 @@ failed for now, or left by a crashed attempt) once the window is open; refreshes
 counts in each touched date's cycle_summary.json. Wiring only: arrears.delivery.tasks.sweep."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from arrears.delivery import tasks as delivery_steps
-from arrears.ops import alerts
+from arrears.ops import dag_defaults
 
-TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 
 
 @dag(
     dag_id="arrears_outbox_dispatch",
     # Minute 5 of every hour: a window opening at 08:00 is served by 08:05.
-    schedule=CronTriggerTimetable("5 * * * *", timezone=TIMEZONE),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    schedule=CronTriggerTimetable("5 * * * *", timezone=dag_defaults.TIMEZONE),
+    start_date=dag_defaults.START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "collections-ops",
-                  "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "2")),
-                  "retry_delay": timedelta(minutes=5),
-                  "on_failure_callback": alerts.failure_notifier()},
+    default_args=dag_defaults.default_args(2, timedelta(minutes=5)),
     tags=["arrears", "collections", "delivery"],
     doc_md=__doc__,
 )

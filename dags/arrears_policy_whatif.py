@@ -3,30 +3,22 @@ changing nothing real. Trigger it by hand with the portfolio and the dates; the 
 each date as it is replayed; the files land in <outbox>/whatif/<id>/. Wiring only."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from arrears.ops import alerts
+from arrears.ops import dag_defaults
 from arrears.whatif import tasks as whatif_steps
 
-TIMEZONE = os.environ.get("AIRFLOW_VAR_ARREARS_TIMEZONE", "Asia/Shanghai")
 
 
 @dag(
     dag_id="arrears_policy_whatif",
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    start_date=dag_defaults.START_DATE,
     catchup=False,
-    default_args={
-        "owner": "collections-ops",
-        "retries": int(os.environ.get("ARREARS_TASK_RETRIES", "1")),
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": alerts.failure_notifier(),
-    },
-    tags=["arrears", "collections"],
+    default_args=dag_defaults.default_args(1, timedelta(minutes=1)),
+    tags=["arrears", "policy"],
     params={
         "portfolio": Param("default", type="string", minLength=1,
                            description="policy file include/policy/<portfolio>.toml to try"),
