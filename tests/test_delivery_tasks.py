@@ -137,7 +137,7 @@ def test_connections_are_read_the_way_operators_write_them(monkeypatch):
         {"conn_type": "smtp", "host": "mail.example", "port": 587, "extra": {"disable_ssl": "true"}}))
     starttls = SmtpTransport(get_connection("arrears_smtp"))
     assert (starttls.options["ssl"], starttls.options["tls"], starttls.options["port"]) == (False, True, 587)
-    assert starttls.from_addr == "collections@utility.example"     # messages/sender.toml
+    assert starttls.from_addr == "collections@utility.example"     # include/utility.toml
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", json.dumps({"conn_type": "smtp"}))
     with pytest.raises(DeliveryError, match="no host: set it or delete the connection"):
         SmtpTransport(get_connection("arrears_smtp"))

@@ -13,3 +13,4 @@ INCLUDE = Path(os.environ.get("ARREARS_INCLUDE", REPO_ROOT / "include"))
 SQL_DIR = INCLUDE / "sql"
 TEMPLATES_DIR = INCLUDE / "templates"
 POLICY_DIR = INCLUDE / "policy"
+UTILITY_FILE = INCLUDE / "utility.toml"

@@ -28,6 +28,7 @@ from arrears.db import sql
 from arrears.money import format_fen
 from arrears.paths import INCLUDE
 from arrears.settings import get_variable
+from arrears.utility import identity
 
 log = logging.getLogger(__name__)
 BUREAU_DIR = INCLUDE / "bureau"
@@ -106,7 +107,8 @@ def load_layout(name_or_path: str | Path | None = None) -> Layout:
                               reverse=True))
         layout = Layout(str(raw["name"]), length, str(raw["encoding"]),
                         str(raw.get("record_separator", "\n")).encode("ascii"),
-                        str(raw["date_format"]), str(raw["file_name"]), dict(raw.get("reporter", {})),
+                        str(raw["date_format"]), str(raw["file_name"]),
+                        dict(raw.get("reporter") or identity()["bureau_reporter"]),
                         status, records, str(raw.get("paid", {}).get("account_status", "13")))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, LayoutError):

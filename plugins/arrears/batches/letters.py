@@ -30,6 +30,7 @@ from markupsafe import Markup, escape
 
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
+from arrears.utility import identity
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -123,7 +124,10 @@ def _texts() -> dict:
     for lang in ("zh-CN", "en"):
         compiled[lang] = {k: env.from_string(v) if isinstance(v, str) else v
                           for k, v in raw[lang].items()}
-    return {"deadline_days": int(raw["deadline_days"]), "bank": raw["bank"], **compiled}
+    utility = identity()
+    bank = {"beneficiary_zh": utility["name"]["zh-CN"], "beneficiary_en": utility["name"]["en"],
+            **utility["bank"]}
+    return {"deadline_days": int(raw["deadline_days"]), "bank": bank, **compiled}
 
 
 def amount(fen: int) -> str:

@@ -8,7 +8,6 @@ the SMS (non-escaping environment: plain text must not show ``&lt;``).
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -17,7 +16,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from arrears.model import LANGUAGES
 from arrears.money import format_fen
-from arrears.paths import TEMPLATES_DIR
+from arrears.paths import TEMPLATES_DIR, UTILITY_FILE
+from arrears.utility import identity
 
 MESSAGES_DIR = TEMPLATES_DIR / "messages"
 # Kinds that talk about money owed beyond the balance: the email lists the bills and their fees.
@@ -80,10 +80,9 @@ class Rendered:
     content_sha256: str = field(default="")
 
 
-@lru_cache(maxsize=1)
 def sender() -> dict:
-    with (MESSAGES_DIR / "sender.toml").open("rb") as fh:
-        return tomllib.load(fh)
+    """Who the messages come from: the utility's identity (include/utility.toml)."""
+    return identity()
 
 
 def format_day(day: date | None, language: str) -> str:
@@ -132,9 +131,9 @@ def template_version(channel: str, language: str) -> str:
     """sha256 prefix over every source a channel's message of that language is made from."""
     from arrears.channels.registry import channel as channel_named
     digest = hashlib.sha256()
-    for name in (*channel_named(channel).templates, f"{language}/parts.j2", f"{language}/segments.j2",
-                 "sender.toml"):
+    for name in (*channel_named(channel).templates, f"{language}/parts.j2", f"{language}/segments.j2"):
         digest.update(name.encode() + b"\0" + (MESSAGES_DIR / name).read_bytes() + b"\0")
+    digest.update(b"utility.toml\0" + UTILITY_FILE.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
 
