@@ -29,7 +29,7 @@ from arrears.db import connect
 from arrears.disconnection import disconnection_step
 from arrears.ingest import ingest_delivery
 from delivery_servers import start_smtp
-from factories import CALENDAR, POLICY, landing
+from factories import CALENDAR, POLICY, deliver, landing
 
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "arrears_disconnection_release"
@@ -130,6 +130,7 @@ def batch(tmp_path):
         run = CycleRun(day, run_id=f"scheduled__{day}", run_type="scheduled", task_id="disconnection")
         decide_cycle(engine, run, POLICY, CALENDAR)
         out = disconnection_step(engine, run, POLICY, CALENDAR, tmp_path / "outbox")
+        deliver(engine, tmp_path / "outbox", run, POLICY)  # served means delivered (CONTRACT §2)
     assert out.proposed == 2, "the batch should hold both accounts"
     env = {**os.environ, "AIRFLOW_CONN_ARREARS_DB": json.dumps({"conn_type": "sqlite", "host": str(db)}),
            "AIRFLOW_VAR_ARREARS_OUTBOX": str(tmp_path / "outbox"), "ARREARS_TASK_RETRIES": "0"}
