@@ -59,7 +59,21 @@ def reply_json(handler: BaseHTTPRequestHandler, code: int, answer: str) -> None:
     handler.wfile.write(data)
 
 
-class SmsGateway:
+class _LocalHttpServer:
+    """A threaded HTTP server on a free port of 127.0.0.1, stopped by ``stop()``."""
+
+    def _serve(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmsGateway(_LocalHttpServer):
     """The gateway contract of arrears.delivery.transports.SmsGatewayTransport: a repeated
     Idempotency-Key gets the first receipt and sends nothing. ``+86139000000 99`` is not a valid
     number (400); while ``fail_after`` is set, requests beyond that many sends get 503."""
@@ -95,17 +109,10 @@ class SmsGateway:
                         code = 200
                 reply_json(self, code, answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
-class ChannelGateway:
+class ChannelGateway(_LocalHttpServer):
     """An HTTP gateway for the further channels (CONTRACT §7): WeChat's template-message API
     (``wechat=True``: errors answered 200 with an ``errcode``, a repeated ``client_msg_id`` sends
     nothing), app push and voice (a repeated Idempotency-Key gets the first receipt). The
@@ -146,11 +153,4 @@ class ChannelGateway:
                         gateway.receipts[key] = (code, answer)
                 reply_json(self, code, answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
