@@ -40,8 +40,8 @@ def earliest(served: date) -> date:
 
 def decide_one(acct: Account | None = None, bills=(), events=(), history: History = History(),
                on: date = D):
-    from arrears.policy import decide
-    return decide(acct or account(), list(bills), list(events), history, on, POLICY, earliest)
+    from arrears.policy import decide_account
+    return decide_account(acct or account(), list(bills), list(events), history, on, POLICY, earliest)
 
 
 def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "utf-8",

@@ -51,13 +51,13 @@ def test_the_hold_follows_the_plan():
 
 def test_a_broken_plan_resumes_the_stage_with_its_reason():
     from arrears.model import History
-    from arrears.policy import decide
+    from arrears.policy import decide_account
     from factories import earliest
     bills, d = [bill(date(2026, 11, 10), 20_000)], date(2026, 11, 26)  # DPD 16: formal notice
-    kept = decide(account(), bills, [PLAN], History(), d, POLICY, earliest,
+    kept = decide_account(account(), bills, [PLAN], History(), d, POLICY, earliest,
                   [(date(2026, 11, 20), 10_000)])
     assert "call_list" not in kept.actions and "payment_plan" in kept.holds
     assert "reminders_only:payment_plan" in kept.reasons
-    broken = decide(account(), bills, [PLAN], History(), d, POLICY, earliest, [])
+    broken = decide_account(account(), bills, [PLAN], History(), d, POLICY, earliest, [])
     assert "call_list" in broken.actions and "payment_plan" not in broken.holds
     assert "plan_broken:instalment_2026-11-20" in broken.reasons

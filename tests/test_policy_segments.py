@@ -193,10 +193,10 @@ def test_the_wilful_letter_dpd_is_configurable():
     raw = _raw_default()
     raw["segments"] = {"lawyer_letter_min_dpd": {"wilful": 50}}
     policy = policy_from_dict(raw)
-    from arrears.policy import decide
+    from arrears.policy import decide_account
     from factories import earliest
-    d47 = decide(account(), [bill(ago(47), 50_000)], [], WILFUL, D, policy, earliest)
-    d50 = decide(account(), [bill(ago(50), 50_000)], [], WILFUL, D, policy, earliest)
+    d47 = decide_account(account(), [bill(ago(47), 50_000)], [], WILFUL, D, policy, earliest)
+    d50 = decide_account(account(), [bill(ago(50), 50_000)], [], WILFUL, D, policy, earliest)
     assert "lawyer_letter" not in d47.actions and "lawyer_letter" in d50.actions
 
 
@@ -210,9 +210,9 @@ def test_late_fee_waiver_by_protection_or_segment(waive_for, protections, shown_
     raw = _raw_default()
     raw["late_fee"]["waive_for"] = waive_for
     policy = policy_from_dict(raw)
-    from arrears.policy import decide
+    from arrears.policy import decide_account
     from factories import earliest
-    d = decide(account(protections=protections), [bill(ago(20), 20_000)], [], History(), D, policy,
+    d = decide_account(account(protections=protections), [bill(ago(20), 20_000)], [], History(), D, policy,
                earliest)
     assert d.late_fee_fen > 0 and d.late_fee_waived == shown_waived
     codes = [r for r in d.reasons if r.startswith("late_fee:waived:")]
@@ -263,9 +263,9 @@ def test_no_segment_loosens_a_hold_a_protection_or_a_contact_limit(case):
     acct, bills, events, history, on = case
     base = decide_one(acct, bills, events, history, on=on)
     for s in SEGMENTS:
-        from arrears.policy import decide
+        from arrears.policy import decide_account
         from factories import earliest
-        d = decide(acct, list(bills), list(events), history, on, POLICY, earliest, segment_as=s)
+        d = decide_account(acct, list(bills), list(events), history, on, POLICY, earliest, segment_as=s)
         holds = set(d.holds)
         # The same holds, the same channels (contact limits, opt-outs, gaps) as any other segment.
         assert d.holds == base.holds

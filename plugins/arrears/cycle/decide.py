@@ -18,7 +18,7 @@ from arrears.db.sqlfiles import spelled
 from arrears.ingest.validate import parse_instalments
 from arrears.model import (SERVED_NOTICES, Account, CaseEvent, Decision, History, Notice, OpenBill,
                            Payment, SegmentFacts)
-from arrears.policy import decide
+from arrears.policy import decide_account
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
 from arrears.policy.experiment import Arms
@@ -161,7 +161,7 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         mine = arms.policy_for(aid)
         past = _history(history.take(aid), notices.take(aid), happened.take(aid),
                         segment_facts(segments.take(aid)))
-        yield decide(account, open_bills, case, past, cycle_date, mine, earliest_for[mine.version],
+        yield decide_account(account, open_bills, case, past, cycle_date, mine, earliest_for[mine.version],
                      paid)
 
 

@@ -22,7 +22,7 @@ from arrears.db import sql
 from arrears.disconnection.cycle import log_event
 from arrears.model import Account, CaseEvent, History, Notice, OpenBill
 from arrears.money import format_fen
-from arrears.policy import decide
+from arrears.policy import decide_account
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
 from arrears.spreadsheet import csv_bytes
@@ -138,11 +138,11 @@ def recheck(conn: Connection, proposal: Proposal, batch_date: date, release_date
     events = [CaseEvent(e[0], e[1], as_date(e[2]), e[3], as_date(e[4])) for e in conn.execute(
         sql("disconnection/recheck_events.sql", dialect), {"a": a, "r": r})]
     notice = Notice(proposal.notice_id, as_date(notice_row[0]), as_date(notice_row[1]))
-    # The proposal was made in the spell the notice was served in; decide() then checks that
+    # The proposal was made in the spell the notice was served in; decide_account() then checks that
     # the account is still in escalation.
     spell = History(pending_notice=notice, previous_stage="escalation",
                     stage_entered_on=notice.served_on)
-    decision = decide(account, bills, events, spell, release_date,
+    decision = decide_account(account, bills, events, spell, release_date,
                       policy, lambda d: calendar.earliest_disconnection(d, policy.disconnection_notice_days))
     if "disconnection_order" in decision.actions:
         return Check(proposal, True, "eligible")

@@ -72,7 +72,7 @@ def plan_channels(account: Account, holds: set[str], history: History, stage_ent
     return channels
 
 
-def decide(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEvent],
+def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence[CaseEvent],
            history: History, cycle_date: date, policy: Policy,
            earliest_disconnection: EarliestDisconnection,
            payments: Sequence[tuple[date, int]] = (), segment_as: str | None = None) -> Decision:
