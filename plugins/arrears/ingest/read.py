@@ -97,6 +97,9 @@ class CsvFile:
                 reader = csv.reader(fh, strict=True)  # broken quoting is an error, not data
                 first = next((r for r in reader if r), None)  # blank lines before it are none
                 if first is None:
+                    # The text reader drops a truncated BOM (b"\xef") at the end of the file
+                    # without a word: a file with no record must still decode whole.
+                    self.path.read_bytes().decode(self.codec)
                     if self.optional:  # 0 bytes, or blank lines only: no rows
                         return
                     raise FileError(f"{name}: the file is empty (no header row); deliver it "
