@@ -183,9 +183,15 @@ def history(url: str) -> dict:
             " SELECT :e, account_id, 'escalation', :e, 40, 0, 0, 'email;credit_prenotice', '',"
             " 'credit_prenotice', 'bench', 'bench', 0, 'bench' FROM extract_accounts"
             " WHERE cycle_date = :d"), {"d": D, "e": earlier}).rowcount
+        conn.execute(text(
+            "INSERT INTO decision_actions (cycle_date, account_id, action)"
+            " SELECT cycle_date, account_id, a.action FROM decisions,"
+            " (SELECT 'email' AS action UNION ALL SELECT 'credit_prenotice') a"
+            " WHERE cycle_date = :e"), {"e": earlier})
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("ANALYZE decisions"))  # as autovacuum would have, long before D
+            conn.execute(text("ANALYZE decision_actions"))
     return {"rows": rows, "seconds": clock.seconds}
 
 

@@ -132,3 +132,9 @@ class Decision:
     bill_fees: tuple[tuple[str, int, int], ...] = field(default=())  # (bill_id, days, fee fen)
     segment: str = "new"               # CONTRACT §6; its rule is a reason code
     late_fee_waived: bool = False      # the fee is shown as waived (policy late_fee.waive_for)
+    # What later steps need, as data (reason codes are for people): the earliest disconnection
+    # date of the notice decided today, whether an earlier notice is still open with no order
+    # on it today, and the notices staff must serve in person (SERVED_NOTICES order).
+    disconnection_earliest: date | None = None
+    notice_pending: bool = False
+    serve_in_person: tuple[str, ...] = ()

@@ -7,7 +7,10 @@ SELECT d.account_id, a.holder_name, a.service_address, a.customer_class, d.dpd,
 FROM decisions d
 JOIN extract_accounts a ON a.cycle_date = d.cycle_date AND a.account_id = d.account_id
 LEFT JOIN staged_bills s ON s.cycle_date = d.cycle_date AND s.account_id = d.account_id AND s.open_fen > 0
-WHERE d.cycle_date = :d AND d.actions LIKE '%credit_report%'
+WHERE d.cycle_date = :d
+  AND EXISTS (SELECT 1 FROM decision_actions x
+              WHERE x.cycle_date = d.cycle_date AND x.account_id = d.account_id
+                AND x.action = 'credit_report')
 GROUP BY d.account_id, a.holder_name, a.service_address, a.customer_class, d.dpd,
          d.outstanding_fen, d.late_fee_fen, d.holds
 ORDER BY d.account_id COLLATE BINARY;

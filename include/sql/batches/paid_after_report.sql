@@ -2,9 +2,11 @@
 -- extract or nothing outstanding), with no paid record written after that report on an earlier
 -- day (a re-run of D writes D's again). The caller keeps those last reported in an earlier month.
 SELECT r.account_id, r.last_reported
-FROM (SELECT account_id, MAX(cycle_date) AS last_reported FROM decisions
-      WHERE replay = 0 AND cycle_date < :d AND actions LIKE '%credit_report%'
-      GROUP BY account_id) r
+FROM (SELECT x.account_id, MAX(x.cycle_date) AS last_reported
+      FROM decision_actions x JOIN decisions c
+        ON c.cycle_date = x.cycle_date AND c.account_id = x.account_id
+      WHERE x.action = 'credit_report' AND c.replay = 0 AND x.cycle_date < :d
+      GROUP BY x.account_id) r
 LEFT JOIN decisions t ON t.cycle_date = :d AND t.account_id = r.account_id
 WHERE (t.account_id IS NULL OR t.outstanding_fen = 0)
   AND EXISTS (SELECT 1 FROM deliveries WHERE cycle_date = :d)

@@ -7,8 +7,10 @@ FROM decisions d JOIN extract_accounts a ON a.account_id = d.account_id AND a.cy
 WHERE d.replay = 0 AND d.cycle_date < :d
   AND a.account_id >= :lo COLLATE BINARY
   AND (CAST(:hi AS TEXT) IS NULL OR a.account_id < :hi COLLATE BINARY)
-  AND (d.actions LIKE '%credit_prenotice%' OR d.actions LIKE '%disconnection_notice%'
-       OR d.actions LIKE '%lawyer_letter%' OR d.actions LIKE '%credit_report%'
+  AND (EXISTS (SELECT 1 FROM decision_actions x
+               WHERE x.cycle_date = d.cycle_date AND x.account_id = d.account_id
+                 AND x.action IN ('credit_prenotice', 'disconnection_notice', 'lawyer_letter',
+                                  'credit_report'))
        OR d.cycle_date = (SELECT MAX(p.cycle_date) FROM decisions p
                           WHERE p.account_id = d.account_id AND p.replay = 0 AND p.cycle_date < :d))
 ORDER BY d.account_id COLLATE BINARY, d.cycle_date;

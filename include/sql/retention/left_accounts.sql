@@ -15,10 +15,12 @@ SELECT h.account_id,
          WHERE x.cycle_date > h.last_seen AND x.cycle_date <= :d),
        (SELECT MAX(o.cycle_date) FROM outbox o WHERE o.account_id = h.account_id),
        (SELECT MAX(n.served_on) FROM disconnection_notices n WHERE n.account_id = h.account_id),
-       (SELECT MAX(c.cycle_date) FROM decisions c
-         WHERE c.account_id = h.account_id AND c.replay = 0 AND c.actions LIKE '%lawyer_letter%'),
-       (SELECT MAX(c.cycle_date) FROM decisions c
-         WHERE c.account_id = h.account_id AND c.replay = 0 AND c.actions LIKE '%credit_report%')
+       (SELECT MAX(x.cycle_date) FROM decision_actions x
+          JOIN decisions c ON c.cycle_date = x.cycle_date AND c.account_id = x.account_id
+         WHERE x.account_id = h.account_id AND x.action = 'lawyer_letter' AND c.replay = 0),
+       (SELECT MAX(x.cycle_date) FROM decision_actions x
+          JOIN decisions c ON c.cycle_date = x.cycle_date AND c.account_id = x.account_id
+         WHERE x.account_id = h.account_id AND x.action = 'credit_report' AND c.replay = 0)
 FROM held h
 JOIN latest l ON h.last_seen < l.cycle_date
 ORDER BY h.account_id COLLATE BINARY;

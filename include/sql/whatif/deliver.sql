@@ -14,7 +14,8 @@ SELECT d.cycle_date || ':' || d.account_id || ':' || c.channel, d.cycle_date, d.
        :stamp, :stamp, :run_id, 'whatif'
 FROM decisions d
 JOIN extract_accounts a ON a.cycle_date = d.cycle_date AND a.account_id = d.account_id
-JOIN whatif_channels c ON (';' || d.actions || ';') LIKE '%;' || c.channel || ';%'
+JOIN decision_actions x ON x.cycle_date = d.cycle_date AND x.account_id = d.account_id
+JOIN whatif_channels c ON c.channel = x.action
 LEFT JOIN whatif_real_outcomes r
        ON r.idem_key = d.cycle_date || ':' || d.account_id || ':' || c.channel
 WHERE d.cycle_date = :d

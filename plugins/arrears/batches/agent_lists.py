@@ -46,8 +46,8 @@ def _hints():
 
 def hints(cycle_date: date, account_id: str, language: str, protections: frozenset[str],
           dpd: int, outstanding: int, late_fee: int, actions: frozenset[str],
-          holds: frozenset[str], reasons: str, oldest_due: date | None, segment: str = "new",
-          late_fee_waived: bool = False) -> str:
+          holds: frozenset[str], serve_in_person: frozenset[str], notice_pending: bool,
+          oldest_due: date | None, segment: str = "new", late_fee_waived: bool = False) -> str:
     """What the agent should know, most important first, as a ';'-list."""
     values = {"outstanding": amount(outstanding), "late_fee": amount(late_fee), "dpd": dpd,
               "oldest_due": oldest_due.isoformat() if oldest_due else "-",
@@ -64,9 +64,9 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
     if language == "en":
         codes.append("speak_english")
     codes += [h for h in OPT_OUT_HOLDS if h in holds]
-    codes += [f"serve_{n}_in_person" for n in SERVED_NOTICES if f"field_visit:serve_{n}_in_person" in reasons]
+    codes += [f"serve_{n}_in_person" for n in SERVED_NOTICES if n in serve_in_person]
     codes += [a for a in ("lawyer_letter", "disconnection_notice", "credit_report") if a in actions]
-    if "disconnection_notice" not in actions and "disconnection:notice_" in reasons:
+    if "disconnection_notice" not in actions and notice_pending:
         codes.append("disconnection_pending")
     codes += ["oldest_due", "late_fee_waived" if late_fee_waived else "late_fee"]
     if segment != "wilful":  # the strict path: no offer wording (CONTRACT §6)
@@ -82,17 +82,18 @@ def _rows(engine: Engine, cycle_date: date, action: str, plans: dict[str, PlanSt
           policy: Policy):
     with engine.connect() as conn:
         rows = conn.execute(sql("batches/agent_list.sql", conn.dialect.name),
-                            {"d": cycle_date, "action": f"%{action}%"}).all()
+                            {"d": cycle_date, "action": action}).all()
     # Priority: the segments in the policy's call_priority order, then the larger outstanding.
-    rows.sort(key=lambda r: call_rank(r[14], r[8], r[0], policy))
+    rows.sort(key=lambda r: call_rank(r[15], r[8], r[0], policy))
     for (aid, holder, mobile, address, language, protections, stage, dpd, outstanding, fee,
-         actions, holds, reasons, oldest, segment, waived) in rows:
+         actions, holds, in_person, pending, oldest, segment, waived) in rows:
         held = split_list(holds)
         if held & STOPS_CONTACT:
             continue
         oldest = as_date(oldest)
         hint = hints(cycle_date, aid, language, split_list(protections), dpd, outstanding, fee,
-                     split_list(actions), held, reasons, oldest, segment, bool(waived))
+                     split_list(actions), held, split_list(in_person), bool(pending), oldest,
+                     segment, bool(waived))
         yield dict(account_id=aid, holder_name=holder, mobile=mobile, service_address=address,
                    language=language, stage=stage, dpd=dpd, outstanding=format_fen(outstanding),
                    late_fee=format_fen(fee), oldest_due_date=oldest.isoformat() if oldest else "",

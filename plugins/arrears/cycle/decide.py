@@ -175,7 +175,9 @@ class DecideResult:
 _DECISION_COLUMNS = ("cycle_date", "account_id", "stage", "stage_entered_on", "dpd",
                      "outstanding_fen", "late_fee_fen", "actions", "holds", "message_kinds",
                      "reasons", "policy_version", "replay", "run_id", "segment", "late_fee_waived",
-                     "experiment_id", "arm")
+                     "experiment_id", "arm", "disconnection_earliest", "notice_pending",
+                     "serve_in_person")
+_ACTION_COLUMNS = ("cycle_date", "account_id", "action")
 _BILL_COLUMNS = ("cycle_date", "account_id", "bill_id", "days_overdue", "late_fee_fen")
 _IN_PART = ("cycle_date = :d AND account_id >= :lo COLLATE BINARY"
             " AND (CAST(:hi AS TEXT) IS NULL OR account_id < :hi COLLATE BINARY)")
@@ -212,9 +214,10 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
     with engine.connect() as reader, engine.begin() as writer:
         if replay is None:
             replay = replay_flag(writer, run)
-        for table in ("decisions", "decision_bills"):
+        for table in ("decisions", "decision_actions", "decision_bills"):
             writer.execute(text(spelled(f"DELETE FROM {table} WHERE {_IN_PART}", dialect)), where)
         rows = RowWriter(writer, "decisions", _DECISION_COLUMNS)
+        acts = RowWriter(writer, "decision_actions", _ACTION_COLUMNS)
         bills = RowWriter(writer, "decision_bills", _BILL_COLUMNS)
         d = run.cycle_date
         arms = Arms(policy)
@@ -224,11 +227,14 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
             result.by_segment[decision.segment] = result.by_segment.get(decision.segment, 0) + 1
             rows.add(decision_tuple(decision, replay, run.run_id, arms.experiment_id,
                                     arms.arm_of_version(decision.policy_version)))
+            for action in decision.actions:
+                acts.add((d, decision.account_id, action))
             for bill_id, days, fee in decision.bill_fees:
                 bills.add((d, decision.account_id, bill_id, days, fee))
             if result.accounts % 100_000 == 0:
                 log.info("decided %d accounts", result.accounts)
         rows.flush()
+        acts.flush()
         bills.flush()
     return result
 
@@ -240,5 +246,6 @@ def decision_tuple(decision: Decision, replay: int, run_id: str, experiment_id: 
             ";".join(decision.actions), ";".join(decision.holds),
             ";".join(decision.message_kinds), ";".join(decision.reasons),
             decision.policy_version, replay, run_id, decision.segment, int(decision.late_fee_waived),
-            experiment_id, arm)
+            experiment_id, arm, decision.disconnection_earliest, int(decision.notice_pending),
+            ";".join(decision.serve_in_person))
 

@@ -66,13 +66,6 @@ def _notices(conn, cycle_date: date) -> tuple[dict, dict]:
     return served, cancelled
 
 
-def _earliest_from_reasons(reasons: str) -> date | None:
-    for code in reasons.split(";"):
-        if code.startswith("disconnection_notice:earliest_"):
-            return date.fromisoformat(code.rsplit("_", 1)[1])
-    return None
-
-
 def planned_messages(engine: Engine, cycle_date: date, policy: Policy, mail_domain: str):
     """(row dict) for every message D's decisions call for, rendered, in key order."""
     with engine.connect() as conn:
@@ -84,11 +77,12 @@ def planned_messages(engine: Engine, cycle_date: date, policy: Policy, mail_doma
         served, cancelled = _notices(conn, cycle_date)
         decisions = conn.execute(sql("delivery/due_messages.sql", dialect), {"d": cycle_date}).all()
     for row in decisions:
-        aid, actions, kinds, dpd, outstanding, fee, reasons, stage = row[:8]
+        aid, actions, kinds, dpd, outstanding, fee, decided_earliest, stage = row[:8]
         columns = row._mapping
         kinds = [k for k in kinds.split(";") if k]
         report_from = cycle_date + timedelta(days=policy.prenotice_lead_days)
-        earliest = served.get(aid) or _earliest_from_reasons(reasons)
+        # A notice served already names its own date; one decided today names the decision's.
+        earliest = served.get(aid) or as_date(decided_earliest)
         segment = columns["segment"]
         step, step_on = (next_legal_step(segment, dpd, outstanding, kinds, cycle_date, policy,
                                          report_from, earliest)

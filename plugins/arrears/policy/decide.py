@@ -6,7 +6,7 @@ stage from DPD -> holds -> segment (§6) -> messages (contact limits) -> escalat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from arrears.model import (ACTIONS, HOLDS, SERVED_NOTICES, Account, CaseEvent, Decision, History,
@@ -21,6 +21,13 @@ from arrears.policy.stages import days_past_due, stage_for
 from arrears.policy.treatment import late_fee_waiver, lawyer_min_dpd
 
 EarliestDisconnection = Callable[[date], date]
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    """What later steps need of the disconnection part of a decision, as data (not reasons)."""
+    earliest: date | None = None   # earliest disconnection date of the notice decided today
+    pending: bool = False          # an earlier notice is still open and no order rests on it today
 
 
 def _stage_entered_on(stage: str, history: History, cycle_date: date) -> date:
@@ -100,6 +107,8 @@ def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence
         reasons.append(f"late_fee:waived:{waived_for}")
     actions: set[str] = set()
     kinds: list[str] = []
+    notice = NoticeFacts()
+    in_person: list[str] = []
 
     def finish() -> Decision:
         return Decision(
@@ -108,7 +117,9 @@ def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence
             actions=tuple(a for a in ACTIONS if a in actions),
             holds=tuple(h for h in HOLDS if h in holds), message_kinds=tuple(kinds),
             reasons=tuple(reasons), policy_version=policy.version, bill_fees=bill_fees,
-            segment=segment, late_fee_waived=bool(waived_for))
+            segment=segment, late_fee_waived=bool(waived_for),
+            disconnection_earliest=notice.earliest, notice_pending=notice.pending,
+            serve_in_person=tuple(in_person))
 
     if stage == "current" or "below_threshold" in holds:
         reasons.append("no_action:nothing_overdue" if stage == "current" else "no_action:below_threshold")
@@ -153,13 +164,13 @@ def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence
         reasons.append("call_list:formal_notice")
 
     if escalating:
-        _escalation_actions(account, history, cycle_date, policy, segment, dpd, outstanding, holds,
+        notice = _escalation_actions(account, history, cycle_date, policy, segment, dpd, outstanding, holds,
                             entered, bool(channels), kinds, actions, reasons, earliest_disconnection)
     if stage == "escalation" and not holds & STOPS_CONTACT:
         actions.add("field_visit")
         reasons.append("field_visit:escalation")
-        reasons += [f"field_visit:serve_{n}_in_person"
-                    for n in _to_serve_in_person(history, entered, cycle_date, actions, reasons)]
+        in_person = _to_serve_in_person(history, entered, cycle_date, actions, reasons)
+        reasons += [f"field_visit:serve_{n}_in_person" for n in in_person]
 
     if channels and kinds:
         actions.update(channels)
@@ -190,7 +201,8 @@ def _to_serve_in_person(history: History, entered: date, cycle_date: date, actio
 def _escalation_actions(account: Account, history: History, cycle_date: date, policy: Policy,
                         segment: str, dpd: int, outstanding: int, holds: set[str], entered: date,
                         can_message: bool, kinds: list[str], actions: set[str],
-                        reasons: list[str], earliest_disconnection: EarliestDisconnection) -> None:
+                        reasons: list[str], earliest_disconnection: EarliestDisconnection
+                        ) -> NoticeFacts:
     # Credit report: a pre-notice of this spell served at least N days before D, once per
     # calendar month.
     prenotice = min((d for d in history.prenotices if d >= entered), default=None)
@@ -218,12 +230,13 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
     # Disconnection: notice, then (from the earliest date on) a proposed order.
     if outstanding < policy.disconnection_min_outstanding_fen:
         reasons.append("disconnection:below_minimum")
-        return
+        return NoticeFacts()
     if holds & STOPS_DISCONNECTION:
         reasons.append("disconnection:protected:" + "+".join(sorted(holds & STOPS_DISCONNECTION)))
-        return
+        return NoticeFacts()
     notice = history.pending_notice
-    if notice is not None and notice.served_on < entered:
+    stale = notice is not None and notice.served_on < entered
+    if stale:
         # An order rests only on a notice served in the current escalation spell.
         reasons.append(f"disconnection:notice_{notice.notice_id}_of_an_earlier_spell")
         notice = None
@@ -241,12 +254,16 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
             kinds.append("disconnection_notice")
             actions.add("disconnection_notice")
             reasons.append(f"disconnection_notice:earliest_{earliest}")
+            return NoticeFacts(earliest=earliest)
         else:
             reasons.append("disconnection_notice:waits_for_a_message_channel")
-    elif (cycle_date - notice.earliest_disconnection).days >= policy.notice_valid_days:
+        return NoticeFacts(pending=stale)
+    if (cycle_date - notice.earliest_disconnection).days >= policy.notice_valid_days:
         reasons.append(f"disconnection:notice_{notice.notice_id}_lapsed:expired")
-    elif cycle_date >= notice.earliest_disconnection:
+        return NoticeFacts(pending=True)
+    if cycle_date >= notice.earliest_disconnection:
         actions.add("disconnection_order")
         reasons.append(f"disconnection_order:notice_{notice.notice_id}")
-    else:
-        reasons.append(f"disconnection:notice_{notice.notice_id}_until_{notice.earliest_disconnection}")
+        return NoticeFacts()
+    reasons.append(f"disconnection:notice_{notice.notice_id}_until_{notice.earliest_disconnection}")
+    return NoticeFacts(pending=True)
