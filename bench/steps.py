@@ -98,9 +98,21 @@ def ingest_baseline(url: str, folder: str) -> dict:
 
 
 @step
+def pii_prepare(url: str) -> dict:
+    """What the ingest task adds once per delivery: D's personal data read and stored as the log
+    masker's digests (arrears.audit.pii.prepare)."""
+    from arrears.audit import pii
+    engine = make_engine(url)
+    with Clock() as clock:
+        digests = pii.prepare(engine, D)
+    return {"rows": digests, "seconds": clock.seconds}
+
+
+@step
 def pii_start_up(url: str) -> dict:
-    """What the plugin's listener costs a task at start-up: D's personal data read and made the
-    log masker (arrears.audit.pii), and how many values Airflow's own masker was handed."""
+    """What the plugin's listener costs a task at start-up: the stored digests of D's personal
+    data read and made the log masker (arrears.audit.pii), and how many values Airflow's own
+    masker was handed."""
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
     from arrears.audit import pii

@@ -6,6 +6,8 @@ DELETE FROM extract_accounts WHERE cycle_date = :d;
 DELETE FROM extract_bills WHERE cycle_date = :d;
 DELETE FROM quarantine WHERE cycle_date = :d AND file NOT LIKE 'api:%';
 DELETE FROM deliveries WHERE cycle_date = :d;
+-- The log masker's digests of D's extract (arrears.audit.pii) are D's delivery's too.
+DELETE FROM pii_digests WHERE cycle_date = :d;
 DELETE FROM payment_sightings WHERE cycle_date = :d;
 DELETE FROM payments WHERE first_seen = :d
     AND NOT EXISTS (SELECT 1 FROM payment_sightings s WHERE s.payment_id = payments.payment_id);

@@ -5,6 +5,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from arrears import orchestration
+from arrears.audit import pii
 from arrears.ingest import ingest_delivery
 
 log = logging.getLogger("arrears")
@@ -33,8 +34,11 @@ def ingest(context) -> dict:
     # The run's conf wins over the deployment's variable; neither is "undeclared" (UTF-8).
     settings = orchestration.settings()
     encoding = (context.get("params") or {}).get("encoding") or settings.encoding
-    result = ingest_delivery(orchestration.engine(), orchestration.landing_folder(run), run.cycle_date,
+    engine = orchestration.engine()
+    result = ingest_delivery(engine, orchestration.landing_folder(run), run.cycle_date,
                              settings.timezone, encoding)
+    # Once per delivery, so every later task's log masking starts from one stored row.
+    pii.prepare(engine, run.cycle_date)
     summary = {"cycle_date": run.cycle_date.isoformat(), "fingerprint": result.fingerprint,
                "rows": result.rows, "quarantined": result.quarantined,
                "contact_gaps": result.contact_gaps}

@@ -251,6 +251,8 @@ def _purge_account(conn: Connection, account_id: str, columns: list[str]) -> Non
     for day, *values in rows:
         conn.execute(update, {"d": day, "a": account_id, **{
             c: pseudonym(account_id, c, v) if v else (v or "") for c, v in zip(columns, values)}})
+    for day in {day for day, *_ in rows}:  # the log masker's digests of those extracts go too
+        conn.execute(text("DELETE FROM pii_digests WHERE cycle_date = :d"), {"d": day})
     for event_id, note in conn.execute(text(
             "SELECT event_id, note FROM case_events WHERE account_id = :a AND note <> ''"
             " AND note NOT LIKE 'sha256:%'"), {"a": account_id}).all():
