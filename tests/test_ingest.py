@@ -196,6 +196,30 @@ def test_staging_applies_payments_to_their_bill_then_oldest_first(engine, tmp_pa
     assert staged == {"B1": (10_000, 0), "B2": (2_000, 3_000), "B3": (30_000, 0)}
 
 
+def test_staging_stores_what_payments_paid_and_a_redelivery_waits_for_its_own(engine, tmp_path):
+    """Staging writes only the bills a payment paid; staged_bills shows D's whole extract with
+    them applied, and nothing of D between a re-delivery and its staging."""
+    payments = [["P1", "A1", "B1", "40.00", "2026-11-15T10:00:00+08:00"]]
+    ingest_delivery(engine, landing(tmp_path / "d", ACCOUNTS, BILLS, payments), D)
+    stage_bills(engine, D)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT bill_id, paid_fen FROM staged_payments")).all()
+        staged = sorted(tuple(r) for r in conn.execute(text(
+            "SELECT bill_id, amount_fen, paid_fen, open_fen FROM staged_bills WHERE cycle_date = :d"),
+            {"d": D}))
+    assert [tuple(r) for r in stored] == [("B1", 4_000)]
+    assert staged == [("B1", 10_000, 4_000, 6_000), ("B2", 5_000, 0, 5_000), ("B3", 30_000, 0, 30_000)]
+    ingest_delivery(engine, landing(tmp_path / "d-again", ACCOUNTS, BILLS, []), D)
+    assert rows_of(engine, "SELECT COUNT(*) FROM staged_bills") == [(0,)]
+    assert stage_bills(engine, D) == 3
+    assert rows_of(engine, "SELECT SUM(paid_fen), SUM(open_fen) FROM staged_bills") == [(0, 45_000)]
+
+
+def rows_of(engine, sql: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
+
+
 def _context(cycle_date: date, started: datetime, wait_minutes: int = 5):
     run = SimpleNamespace(run_id="scheduled__x", run_type="scheduled", run_after=None, start_date=started)
     logical = datetime(cycle_date.year, cycle_date.month, cycle_date.day, 1, tzinfo=timezone.utc)

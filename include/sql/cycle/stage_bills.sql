@@ -1,7 +1,12 @@
--- Staging: the bills of cycle date D after the payments sighted in D's delivery.
+-- Staging: the bills of cycle date D after the payments sighted in D's delivery, stored as what
+-- the payments paid (staged_payments; the view staged_bills applies it to D's extract).
 -- A payment naming a bill pays that bill (any excess joins the account's pool); the pool pays
--- the account's bills oldest first (due_date, then bill_id). Portable SQLite/PostgreSQL.
-INSERT INTO staged_bills (cycle_date, bill_id, account_id, bill_period, due_date, amount_fen, paid_fen, open_fen)
+-- the account's bills oldest first (due_date, then bill_id). Only the accounts with a payment
+-- sighted on D are read (a payment names its own account's bills: ingest checks it).
+-- Portable SQLite/PostgreSQL.
+DELETE FROM staged_payments WHERE cycle_date = :d;
+DELETE FROM staged_dates WHERE cycle_date = :d;
+INSERT INTO staged_payments (cycle_date, bill_id, paid_fen)
 WITH sighted AS (
     SELECT p.account_id, p.bill_id, p.amount_fen
     FROM payment_sightings s JOIN payments p ON p.payment_id = s.payment_id
@@ -11,11 +16,11 @@ direct AS (
     SELECT bill_id, SUM(amount_fen) AS paid FROM sighted WHERE bill_id <> '' GROUP BY bill_id
 ),
 bills AS (
-    SELECT b.cycle_date, b.bill_id, b.account_id, b.bill_period, b.due_date, b.amount_fen,
+    SELECT b.cycle_date, b.bill_id, b.account_id, b.due_date, b.amount_fen,
            CASE WHEN COALESCE(d.paid, 0) > b.amount_fen THEN b.amount_fen ELSE COALESCE(d.paid, 0) END AS direct_paid,
            CASE WHEN COALESCE(d.paid, 0) > b.amount_fen THEN COALESCE(d.paid, 0) - b.amount_fen ELSE 0 END AS overflow
     FROM extract_bills b LEFT JOIN direct d ON d.bill_id = b.bill_id
-    WHERE b.cycle_date = :d
+    WHERE b.cycle_date = :d AND b.account_id IN (SELECT account_id FROM sighted)
 ),
 pool AS (
     SELECT account_id, SUM(amount) AS pool FROM (
@@ -40,6 +45,7 @@ allocated AS (
     UNION ALL
     SELECT bills.*, 0, 0 FROM bills WHERE NOT EXISTS (SELECT 1 FROM pool WHERE pool.account_id = bills.account_id)
 )
-SELECT cycle_date, bill_id, account_id, bill_period, due_date, amount_fen,
-       direct_paid + pooled_paid, amount_fen - direct_paid - pooled_paid
-FROM allocated;
+SELECT cycle_date, bill_id, direct_paid + pooled_paid
+FROM allocated
+WHERE direct_paid + pooled_paid > 0;
+INSERT INTO staged_dates (cycle_date) VALUES (:d);

@@ -8,6 +8,9 @@ DELETE FROM quarantine WHERE cycle_date = :d AND file NOT LIKE 'api:%';
 DELETE FROM deliveries WHERE cycle_date = :d;
 -- The log masker's digests of D's extract (arrears.audit.pii) are D's delivery's too.
 DELETE FROM pii_digests WHERE cycle_date = :d;
+-- D's staging applied D's payments to D's extract: it is staged again after the new one.
+DELETE FROM staged_payments WHERE cycle_date = :d;
+DELETE FROM staged_dates WHERE cycle_date = :d;
 DELETE FROM payment_sightings WHERE cycle_date = :d;
 DELETE FROM payments WHERE first_seen = :d
     AND NOT EXISTS (SELECT 1 FROM payment_sightings s WHERE s.payment_id = payments.payment_id);

@@ -14,13 +14,14 @@ from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.db.values import as_date, split_list
 from arrears.db.bulk import RowWriter
-from arrears.db.sqlfiles import spelled
+from arrears.db.sqlfiles import run_script, spelled
 from arrears.ingest.validate import parse_instalments
 from arrears.model import (SERVED_NOTICES, Account, CaseEvent, Decision, History, Notice, OpenBill,
                            Payment, SegmentFacts)
 from arrears.policy import decide_account
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.paths import SQL_DIR
 from arrears.policy.experiment import Arms
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,14 @@ EVERY_ACCOUNT = AccountRange()
 
 
 def stage_bills(engine: Engine, cycle_date: date) -> int:
-    """Apply D's payments to D's bills (include/sql/cycle/stage_bills.sql); returns bill count."""
+    """Apply D's payments to D's bills (include/sql/cycle/stage_bills.sql: only what they paid
+    is stored, the view staged_bills applies it); returns the bill count."""
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM staged_bills WHERE cycle_date = :d"), {"d": cycle_date})
-        staged = conn.execute(sql("cycle/stage_bills.sql", engine.dialect.name),
-                              {"d": cycle_date}).rowcount
+        run_script(conn, SQL_DIR / "cycle" / "stage_bills.sql", {"d": cycle_date})
         if engine.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE staged_bills"))  # the decisions' queries plan on it
-        return staged
+            conn.execute(text("ANALYZE staged_payments"))  # the decisions' queries plan on it
+        return conn.execute(text("SELECT COUNT(*) FROM extract_bills WHERE cycle_date = :d"),
+                            {"d": cycle_date}).scalar_one()
 
 
 NO_FACTS = SegmentFacts()

@@ -66,7 +66,7 @@ SEED = {
 }
 # Not needed to decide (recomputed, or bookkeeping of the real runs); any other table that has a
 # cycle_date is seeded with its rows before D1, and the rest is left out (listed in summary.json).
-NOT_SEEDED = {"schema_migrations", "staged_bills", "decision_bills", "cycle_runs",
+NOT_SEEDED = {"schema_migrations", "staged_dates", "staged_payments", "decision_bills", "cycle_runs",
               "audit_entries", "audit_chain_head", "audit_checkpoints", "channel_receipts",
               "roll_days", "roll_transitions"}
 ROWS_PER_FETCH = 20_000
