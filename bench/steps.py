@@ -319,10 +319,10 @@ def letters_baseline(url: str, work: str, limit: int) -> dict:
 @step
 def credit_file(url: str, work: str) -> dict:
     from arrears.batches.bureau import write_credit_report
-    from arrears.batches.store import as_storage_path, day_folder
+    from arrears.outbox_files import day_folder
     engine = make_engine(url)
     with Clock() as clock:
-        result = write_credit_report(engine, day_folder(as_storage_path(work), D, False), D)
+        result = write_credit_report(engine, day_folder(work, D), D)
     return {"rows": result.records, "seconds": clock.seconds}
 
 

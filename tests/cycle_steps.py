@@ -68,6 +68,16 @@ def summary(outbox: Path, day: date) -> dict:
     return json.loads((outbox / day.isoformat() / "cycle_summary.json").read_text())
 
 
+def replay_folder(outbox: Path, day: date, run_type: str = "scheduled", run_id: str | None = None
+                  ) -> Path:
+    """Where a replay run of D (backfill, dry run) puts its files: <outbox>/<D>/replays/<run id>/."""
+    return outbox / day.isoformat() / "replays" / context(day, run_type, run_id=run_id)["dag_run"].run_id
+
+
+def replay_summary(outbox: Path, day: date, run_type: str = "scheduled") -> dict:
+    return json.loads((replay_folder(outbox, day, run_type) / "cycle_summary.json").read_text())
+
+
 def rows(engine, sql: str, **params) -> list[tuple]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), params)]

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from cycle_steps import mails, rows, run_cycle, sms, summary, use_database
+from cycle_steps import mails, replay_summary, rows, run_cycle, sms, summary, use_database
 from factories import landing
 
 D = date(2026, 11, 16)
@@ -59,8 +59,11 @@ def test_backfill_is_a_replay_and_catch_up_sends_only_what_is_due_now(cycle):
         result = run_cycle(day, run_type="backfill")
         assert result["decide"]["replay"] is True
         assert result["queue"]["queued"] == 0 and result["dispatch"]["sent"] == 0
-        assert summary(outbox, day)["replay"] is True
+        assert replay_summary(outbox, day, "backfill")["replay"] is True
         assert not (outbox / day.isoformat() / "mail").exists()
+        # Its files are in its own folder; the day's real folder has none of them.
+        assert not (outbox / day.isoformat() / "cycle_summary.json").exists()
+        assert not (outbox / day.isoformat() / "decisions.csv").exists()
     assert (mails(outbox), sms(outbox)) == sent_before             # nothing sent by the replays
     # The replay decided R's reminder as of the 17th, without sending it.
     assert decision(engine, OUTAGE[0], "R") == ("email;sms", 1)
@@ -112,7 +115,8 @@ def test_a_dry_run_contacts_nobody_and_leaves_no_contact_history(cycle):
     engine, outbox = cycle
     run_cycle(D, conf={"dry_run": True})
     assert mails(outbox) == [] and sms(outbox) == []
-    assert summary(outbox, D)["replay"] is True
+    assert replay_summary(outbox, D)["replay"] is True
+    assert not (outbox / D.isoformat() / "cycle_summary.json").exists()
     assert decision(engine, D, "M") == ("email;sms", 1)
     run_cycle(D + timedelta(days=1))          # M's reminder was never sent: it goes out now
     assert decision(engine, D + timedelta(days=1), "M")[0] == "email;sms"

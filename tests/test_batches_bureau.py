@@ -20,8 +20,8 @@ def decided(engine, tmp_path):
 
 
 def day(tmp_path, cycle_date=D, name="out"):
-    from arrears.batches.store import as_storage_path, day_folder
-    return day_folder(as_storage_path(tmp_path / name), cycle_date, False)
+    from arrears.outbox_files import day_folder
+    return day_folder(tmp_path / name, cycle_date)
 
 
 def test_bureau_file_round_trips_and_its_trailer_matches(decided, tmp_path):

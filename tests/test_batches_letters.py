@@ -24,8 +24,8 @@ def decided(engine, tmp_path):
 
 
 def letters_folder(tmp_path, name="out"):
-    from arrears.batches.store import as_storage_path, day_folder
-    return day_folder(as_storage_path(tmp_path / name), D, False)
+    from arrears.outbox_files import day_folder
+    return day_folder(tmp_path / name, D)
 
 
 def write(engine, folder, **kw):
@@ -166,9 +166,10 @@ def test_object_store_batch_is_complete_only_with_its_manifest(decided, monkeypa
     from fsspec.implementations.memory import MemoryFileSystem
     from arrears.batches.manifest import verify
     attach("memory", fs=MemoryFileSystem())  # what a provider does for s3:// or gs://
-    from arrears.batches.store import as_storage_path, day_folder, is_complete
+    from arrears.batches.store import is_complete
+    from arrears.outbox_files import as_storage_path, day_folder
     root = as_storage_path(f"memory://outbox-{decided.dialect.name}-{id(decided)}")
-    folder = day_folder(root, D, False)
+    folder = day_folder(root, D)
     write(decided, folder)
     assert [r["account_id"] for r in verify(folder / "lawyer_letters")] == ["A2", "A3"]
 
@@ -227,14 +228,15 @@ def test_tasks_write_under_the_day_and_a_replay_is_marked_and_kept_apart(engine,
 
     replay = tasks.lawyer_letters(_context("backfill"))
     assert replay["replay"] is True
-    replayed = outbox / D.isoformat() / "replay" / "lawyer_letters"
+    replays = outbox / D.isoformat() / "replays" / "backfill__2026-11-16"   # its run id
+    replayed = replays / "lawyer_letters"
     assert "replay" in (replayed / "REPLAY").read_text().lower()
     assert len(verify(replayed)) == 2
     assert files(outbox / D.isoformat() / "lawyer_letters") == sent   # the handed-over batch is untouched
     tasks.credit_report(_context("backfill"))
     tasks.agent_lists(_context("backfill"))
-    assert (outbox / D.isoformat() / "replay" / "credit_report" / "REPLAY").exists()
-    assert (outbox / D.isoformat() / "replay" / "call_list.csv").exists()
+    assert (replays / "credit_report" / "REPLAY").exists()
+    assert (replays / "call_list.csv").exists()
     assert not (outbox / D0.isoformat()).exists()
 
 
@@ -254,8 +256,8 @@ def test_no_line_of_a_chinese_letter_starts_with_closing_punctuation():
 
 def test_a_day_without_letters_is_an_empty_complete_batch(decided, tmp_path):
     from arrears.batches.letters import write_lawyer_letters
-    from arrears.batches.store import as_storage_path, day_folder
-    folder = day_folder(as_storage_path(tmp_path / "out"), D0, False)
+    from arrears.outbox_files import day_folder
+    folder = day_folder(tmp_path / "out", D0)
     assert write_lawyer_letters(decided, folder, D0).letters == 0   # D0: nobody at DPD 60 yet
     batch = folder / "lawyer_letters"
     assert [p.name for p in batch.iterdir()] == ["manifest.csv"]

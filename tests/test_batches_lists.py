@@ -20,8 +20,8 @@ def decided(engine, tmp_path):
 
 def write(engine, tmp_path, name="out"):
     from arrears.batches.agent_lists import write_agent_lists
-    from arrears.batches.store import as_storage_path, day_folder
-    folder = day_folder(as_storage_path(tmp_path / name), D, False)
+    from arrears.outbox_files import day_folder
+    folder = day_folder(tmp_path / name, D)
     return write_agent_lists(engine, folder, D), tmp_path / name / D.isoformat()
 
 

@@ -38,8 +38,8 @@ def _post(engine, event_id, event_type, effective: date, posted_on: date):
 
 def _details(engine, tmp_path, name):
     from arrears.batches.bureau import load_layout, verify, write_credit_report
-    from arrears.batches.store import as_storage_path, day_folder
-    folder = day_folder(as_storage_path(tmp_path / name), D, False)
+    from arrears.outbox_files import day_folder
+    folder = day_folder(tmp_path / name, D)
     write_credit_report(engine, folder, D)
     data = (folder / "credit_report" / "ARREARS_M2_20261116.txt").read_bytes()
     return {d["consumer_account_number"]: d["compliance_condition_code"]
@@ -92,7 +92,7 @@ def test_an_account_paid_in_full_after_its_report_is_reported_paid_next_month(en
     """A2 and A3 are reported on 11-16; A2 pays everything and leaves the extract. The first
     file of December carries A2 once as paid (status 13, zero balance); later files do not."""
     from arrears.batches.bureau import load_layout, verify, write_credit_report
-    from arrears.batches.store import as_storage_path, day_folder
+    from arrears.outbox_files import as_storage_path, day_folder
     from arrears.cycle.decide import decide_cycle, stage_bills
     from arrears.cycle.run import CycleRun
     from arrears.ingest import ingest_delivery
@@ -110,7 +110,7 @@ def test_an_account_paid_in_full_after_its_report_is_reported_paid_next_month(en
         stage_bills(engine, day)
         decide_cycle(engine, CycleRun(day, run_id=f"run-{day}", run_type="scheduled"), policy,
                      BusinessCalendar.for_policy(policy))
-        folder = day_folder(as_storage_path(tmp_path / "out"), day, False)
+        folder = day_folder(as_storage_path(tmp_path / "out"), day)
         write_credit_report(engine, folder, day)
         data = (folder / "credit_report" / f"ARREARS_M2_{day:%Y%m%d}.txt").read_bytes()
         return {d["consumer_account_number"]: d for d in verify(data, load_layout()).details}

@@ -17,10 +17,12 @@ D2 = date(2026, 11, 17)
 
 def _write(engine, tmp_path, as_of, name):
     from arrears.batches.bureau import load_layout, verify, write_credit_report
-    from arrears.batches.store import as_storage_path, day_folder
-    folder = day_folder(as_storage_path(tmp_path / name), D, True)
+    from arrears.cycle.run import CycleRun
+    from arrears.outbox_files import run_folder
+    replay = CycleRun(D, run_id="backfill__2026-11-16", run_type="backfill")
+    folder = run_folder(tmp_path / name, replay)
     result = write_credit_report(engine, folder, D, replay=True, as_of=as_of)
-    batch = tmp_path / name / D.isoformat() / "replay" / "credit_report"
+    batch = tmp_path / name / D.isoformat() / "replays" / "backfill__2026-11-16" / "credit_report"
     parsed = verify((batch / "ARREARS_M2_20261116.txt").read_bytes(), load_layout())
     manifest = list(csv.DictReader(io.StringIO((batch / "manifest.csv").read_text())))
     accounts = [d["consumer_account_number"] for d in parsed.details]

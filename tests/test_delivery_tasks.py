@@ -79,7 +79,7 @@ def test_on_the_last_try_failures_are_left_for_the_hourly_sweep(env, tmp_path):
     assert result["retry_wanted"] and result["failed"] == 5   # the 6th bounced for good
     # publish writes the summary with the counts as they stand ...
     summary = {"accounts": 7, "messages": message_counts(engine, D)}
-    outputs.write_summary(outbox, D, summary)
+    outputs.write_summary(outbox / D.isoformat(), D, summary)   # the real run's folder
     assert summary["messages"]["failed"] == 5 and summary["messages"]["sent"] == 4
     # ... the hourly sweep sends the rest and refreshes the counts in cycle_summary.json.
     smtp.fail_after = None

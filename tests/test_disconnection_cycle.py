@@ -98,7 +98,10 @@ def test_a_replay_serves_nothing_and_proposes_nothing_to_approve(engine, tmp_pat
     out = run_cycle(engine, tmp_path, D1, [acct("E1")], [item("E1", "500.00")], run_type="backfill")
     assert out.replay and out.served == 0
     assert rows(engine, "SELECT * FROM disconnection_notices") == []
-    assert read(tmp_path, D1, "notices.csv") == "account_id,notice_id,served_on,earliest_disconnection\n"
+    replayed = tmp_path / "outbox" / D1.isoformat() / "replays" / f"backfill__{D1}" / "disconnection"
+    assert (replayed / "notices.csv").read_text() == \
+        "account_id,notice_id,served_on,earliest_disconnection\n"
+    assert not (tmp_path / "outbox" / D1.isoformat() / "disconnection").exists()  # the real folder
 
 
 def test_orders_proposed_from_the_earliest_date_on(engine, tmp_path):

@@ -1,5 +1,4 @@
 """Task glue reads the settings once per task, but never serves another environment's."""
-from pathlib import Path
 
 from arrears import orchestration
 
@@ -15,11 +14,11 @@ def test_settings_are_reused_within_a_task_and_follow_the_environment(monkeypatc
     monkeypatch.setattr(orchestration.Settings, "load", staticmethod(counting_load))
     monkeypatch.setattr(orchestration, "_settings_cache", None)
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_OUTBOX", str(tmp_path / "one"))
-    assert orchestration.settings().outbox == tmp_path / "one"
-    assert orchestration.settings().outbox == tmp_path / "one"
+    assert orchestration.settings().outbox.path == str(tmp_path / "one")
+    assert orchestration.settings().outbox.path == str(tmp_path / "one")
     assert len(calls) == 1
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_OUTBOX", str(tmp_path / "two"))
-    assert orchestration.settings().outbox == Path(tmp_path / "two")
+    assert orchestration.settings().outbox.path == str(tmp_path / "two")
     assert len(calls) == 2
     monkeypatch.setattr(orchestration, "_SETTINGS_TTL_SECONDS", -1.0)
     monkeypatch.setattr(orchestration, "_settings_cache", None)

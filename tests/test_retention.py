@@ -37,7 +37,7 @@ def book(engine, tmp_path):
     from arrears.audit import sweep, trail
     from arrears.batches.bureau import write_credit_report
     from arrears.batches.letters import write_lawyer_letters
-    from arrears.batches.store import as_storage_path, day_folder
+    from arrears.outbox_files import as_storage_path, day_folder
     from arrears.cycle.run import CycleRun
     from arrears.delivery.outbox import queue_messages
     from arrears.ingest import ingest_delivery
@@ -50,8 +50,8 @@ def book(engine, tmp_path):
         run = CycleRun(day, run_id=f"run-{day}")
         queue_messages(engine, run, policy, "example.com", datetime.now(timezone.utc))
         if day == D:
-            write_lawyer_letters(engine, day_folder(outbox, D, False), D)
-            write_credit_report(engine, day_folder(outbox, D, False), D)
+            write_lawyer_letters(engine, day_folder(outbox, D), D)
+            write_credit_report(engine, day_folder(outbox, D), D)
         with engine.begin() as conn:
             found, _ = sweep.collect(conn, run, tmp_path / "outbox")
             trail.append_entries(conn, found)

@@ -134,9 +134,9 @@ def test_timeline_shows_the_segment():
 
 def test_agents_lists_are_ordered_by_segment_then_amount_with_a_hint_per_segment(decided, tmp_path):
     from arrears.batches.agent_lists import write_agent_lists
-    from arrears.batches.store import as_storage_path, day_folder
+    from arrears.outbox_files import as_storage_path, day_folder
     engine, _ = decided
-    folder = day_folder(as_storage_path(tmp_path / "lists"), D, False)
+    folder = day_folder(as_storage_path(tmp_path / "lists"), D)
     write_agent_lists(engine, folder, D)
     visits = list(csv.DictReader(io.StringIO(
         (tmp_path / "lists" / D.isoformat() / "field_visits.csv").read_text(encoding="utf-8"))))

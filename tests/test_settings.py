@@ -24,7 +24,8 @@ def test_variables_and_connection_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_CONTACT_WINDOW", "09:00-20:00")
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", "postgres://app:s%40cret@db.internal:6543/collections")
     s = Settings.load()
-    assert (s.landing, s.outbox, s.timezone) == (tmp_path / "in", tmp_path / "out", "Asia/Urumqi")
+    assert (s.landing, str(s.outbox), s.timezone) == (tmp_path / "in", f"file://{tmp_path / 'out'}",
+                                                      "Asia/Urumqi")
     assert contact_window("08:00-21:00") == (time(9), time(20))   # the variable wins over the policy
     assert s.db_url == "postgresql+psycopg://app:s%40cret@db.internal:6543/collections"
 

@@ -117,7 +117,7 @@ def test_whatif_lists_the_hand_worked_accounts_and_leaves_the_real_record_alone(
     folder = write_outputs(result, outbox)
 
     assert record_snapshot(engine, outbox) == before            # the real record, byte for byte
-    assert folder == outbox / "whatif" / "early-letters-2026.12_2026-11-16_2026-11-18"
+    assert folder.path == str(outbox / "whatif" / "early-letters-2026.12_2026-11-16_2026-11-18")
     changes = list(csv.reader(io.StringIO((folder / "changes.csv").read_text())))
     assert changes == [
         ["cycle_date", "account_id", "real_actions", "whatif_actions"],

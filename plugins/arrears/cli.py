@@ -132,7 +132,7 @@ def _setup_experiment(parser: argparse.ArgumentParser) -> None:
 
 
 def retention(args) -> int:
-    from arrears.batches.store import outbox_root
+    from arrears.settings import outbox_root
     from arrears.policy.retention import load_retention
     from arrears.retention import purge
     rules = load_retention(args.portfolio)

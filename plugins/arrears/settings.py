@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 
+from airflow.sdk import ObjectStoragePath
 from sqlalchemy.engine import URL
 
+from arrears.outbox_files import as_storage_path
 from arrears.paths import REPO_ROOT
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -133,10 +135,29 @@ def contact_window(policy_window: str) -> tuple[time, time]:
     return parse_window(get_variable("arrears_contact_window") or policy_window)
 
 
+_OUTBOX_FORMS = ("Use a local folder (/srv/arrears/outbox or file:///srv/arrears/outbox) or an "
+                 "object-store URL whose provider is installed (s3://<conn_id>@<bucket>/<prefix> "
+                 "needs apache-airflow-providers-amazon); see README, Configuration.")
+
+
+def outbox_root() -> ObjectStoragePath:
+    """The variable arrears_outbox as an ObjectStoragePath (a local folder or an object-store
+    URL: README "Configuration"), read raw: a Path would fold "s3://" into "s3:/". A scheme no
+    installed provider serves fails here, naming the variable, not at the first file written."""
+    location = get_variable("arrears_outbox") or REPO_ROOT / "var" / "outbox"
+    try:
+        root = as_storage_path(location)
+        root.fs  # noqa: B018 - resolves the scheme's file system (lazily: opens no connection)
+    except ValueError as exc:
+        raise SettingsError(f"variable arrears_outbox = {str(location)!r}: {exc}. "
+                            f"{_OUTBOX_FORMS}") from None
+    return root
+
+
 @dataclass(frozen=True)
 class Settings:
     landing: Path
-    outbox: Path
+    outbox: ObjectStoragePath  # arrears.outbox_files: every file under it goes through there
     timezone: str
     db_url: str
     encoding: str | None = None  # the landing files' encoding; None: undeclared (UTF-8)
@@ -145,7 +166,7 @@ class Settings:
     def load(cls) -> Settings:
         return cls(
             landing=Path(get_variable("arrears_landing") or REPO_ROOT / "var" / "landing"),
-            outbox=Path(get_variable("arrears_outbox") or REPO_ROOT / "var" / "outbox"),
+            outbox=outbox_root(),
             timezone=get_variable("arrears_timezone") or DEFAULT_TIMEZONE,
             db_url=database_url(get_connection("arrears_db")),
             encoding=get_variable("arrears_encoding") or None,

@@ -96,8 +96,11 @@ def test_scheduled_run_then_backfill_replays(services):
     assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in backfill]
 
     # Replays: outputs say so, nothing was sent, and the database records the runs as replays.
-    for past in backfill:
-        assert summary(svc.outbox, past)["replay"] is True
+    for past in backfill:   # each in its run's own folder, <outbox>/<D>/replays/<run id>/
+        replays = sorted((svc.outbox / past.isoformat() / "replays").glob("*/cycle_summary.json"))
+        assert len(replays) == 1 and replays[0].parent.name in {r["dag_run_id"] for r in runs}
+        assert json.loads(replays[0].read_text())["replay"] is True
+        assert not (svc.outbox / past.isoformat() / "cycle_summary.json").exists()
         assert not (svc.outbox / past.isoformat() / "mail").exists()
         assert not (svc.outbox / past.isoformat() / "sms.jsonl").exists()
     assert sent_messages(svc.outbox) == before

@@ -26,12 +26,13 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Connection, text
 
 from arrears.audit import trail
+from arrears.outbox_files import as_storage_path, day_folder, write_file
 
 ANCHOR_FOLDER = "audit_checkpoints"
 
 
 def anchor_path(outbox_root, cycle_date: date, seq: int):
-    return _storage(outbox_root) / cycle_date.isoformat() / ANCHOR_FOLDER / f"{seq}.json"
+    return day_folder(outbox_root, cycle_date) / ANCHOR_FOLDER / f"{seq}.json"
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,6 @@ class Check:
         return text_ + (f" [{self.note}]" if self.note else "")
 
 
-def _storage(location):
-    from arrears.batches.store import as_storage_path
-    return as_storage_path(location)
-
-
 def latest(conn: Connection) -> Checkpoint | None:
     row = conn.execute(text("SELECT seq, entry_hash, cycle_date, anchor FROM audit_checkpoints"
                             " ORDER BY seq DESC LIMIT 1")).first()
@@ -96,7 +92,7 @@ def latest_before(conn: Connection, cycle_date: date) -> Checkpoint | None:
 def read_anchor(location: str) -> dict | None:
     """The anchor file's content, or None when it is gone or unreadable."""
     try:
-        path = _storage(location)
+        path = as_storage_path(location)
         if not path.exists():
             return None
         return json.loads(path.read_bytes().decode("utf-8"))
@@ -173,7 +169,6 @@ def write(conn: Connection, outbox_root, cycle_date: date, check: Check) -> Chec
         return None
     if conn.execute(text("SELECT 1 FROM audit_checkpoints WHERE seq = :s"), {"s": seq}).first():
         return None
-    from arrears.batches.store import write_file
     path = anchor_path(outbox_root, cycle_date, seq)
     body = {"seq": seq, "entry_hash": h, "cycle_date": cycle_date.isoformat(),
             "verification": check.mode, "entries_read": check.result.entries}

@@ -13,7 +13,6 @@ import hashlib
 import io
 from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 
 from sqlalchemy import Connection, inspect, text
 
@@ -21,6 +20,7 @@ from arrears.audit.pii import mask_text
 from arrears.audit.trail import Entry, canonical
 from arrears.db.values import as_date
 from arrears.cycle.run import CycleRun
+from arrears.outbox_files import REPLAYS, run_folder
 
 # Messages change state after their cycle date (deferred to the next window, retried): look back.
 MESSAGE_LOOKBACK_DAYS = 7
@@ -90,44 +90,44 @@ def message_entries(conn: Connection, run: CycleRun) -> Iterator[Entry]:
                              "sent_at": sent_at or ""})
 
 
-def _read_manifest(path: Path) -> list[dict[str, str]]:
+def _read_manifest(path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
 
 
-def batch_entries(outbox: Path, run: CycleRun) -> Iterator[Entry]:
-    """The day's batch files as their manifests list them (a batch without manifest is not
-    complete, so it is not recorded yet), plus the manifest itself."""
-    day = outbox / run.cycle_date.isoformat()
-    for folder, replay in ((day, False), (day / "replay", True)):
-        for batch in BATCHES:
-            manifest = folder / batch / "manifest.csv"
-            if not manifest.is_file():
-                continue
-            data = manifest.read_bytes()
-            manifest_sha = hashlib.sha256(data).hexdigest()
-            rows = _read_manifest(manifest)
-            prefix = f"{run.cycle_date}/{'replay/' if replay else ''}{batch}"
-            # Written by this run's task of the batch's name (a file already recorded by an
-            # earlier run has the same key); its try number is not in the manifest: 0.
-            yield Entry(key=f"batch_file/{prefix}/manifest.csv/{manifest_sha}", kind="batch_file",
+def batch_entries(outbox, run: CycleRun) -> Iterator[Entry]:
+    """The run's batch files as their manifests list them (a batch without manifest is not
+    complete, so it is not recorded yet), plus the manifest itself: a real run's in
+    ``<outbox>/<D>/``, a replay's in its own folder (arrears.outbox_files.run_folder)."""
+    folder, replay = run_folder(outbox, run), run.replay
+    for batch in BATCHES:
+        manifest = folder / batch / "manifest.csv"
+        if not manifest.is_file():
+            continue
+        data = manifest.read_bytes()
+        manifest_sha = hashlib.sha256(data).hexdigest()
+        rows = _read_manifest(manifest)
+        prefix = f"{run.cycle_date}/{f'{REPLAYS}/{run.run_id}/' if replay else ''}{batch}"
+        # Written by this run's task of the batch's name (a file already recorded by an
+        # earlier run has the same key); its try number is not in the manifest: 0.
+        yield Entry(key=f"batch_file/{prefix}/manifest.csv/{manifest_sha}", kind="batch_file",
+                    cycle_date=run.cycle_date, run_id=run.run_id, task_id=batch,
+                    try_number=0,
+                    payload={"batch": batch, "file": "manifest.csv", "sha256": manifest_sha,
+                             "records": len(rows), "replay": replay})
+        for row in rows:
+            file_name, sha = row.get("file", ""), row.get("sha256", "")
+            if not file_name and not sha:
+                file_name = "(record)"
+            payload = {"batch": batch, "file": file_name, "sha256": sha or manifest_sha,
+                       "replay": replay}
+            for amount in ("outstanding", "late_fee"):
+                if row.get(amount):
+                    payload[amount] = row[amount]
+            yield Entry(key=f"batch_file/{prefix}/{file_name}/{row.get('account_id', '')}/"
+                            f"{sha or manifest_sha}",
+                        kind="batch_file", account_id=row.get("account_id", ""),
                         cycle_date=run.cycle_date, run_id=run.run_id, task_id=batch,
-                        try_number=0,
-                        payload={"batch": batch, "file": "manifest.csv", "sha256": manifest_sha,
-                                 "records": len(rows), "replay": replay})
-            for row in rows:
-                file_name, sha = row.get("file", ""), row.get("sha256", "")
-                if not file_name and not sha:
-                    file_name = "(record)"
-                payload = {"batch": batch, "file": file_name, "sha256": sha or manifest_sha,
-                           "replay": replay}
-                for amount in ("outstanding", "late_fee"):
-                    if row.get(amount):
-                        payload[amount] = row[amount]
-                yield Entry(key=f"batch_file/{prefix}/{file_name}/{row.get('account_id', '')}/"
-                                f"{sha or manifest_sha}",
-                            kind="batch_file", account_id=row.get("account_id", ""),
-                            cycle_date=run.cycle_date, run_id=run.run_id, task_id=batch,
-                            try_number=0, payload=payload)
+                        try_number=0, payload=payload)
 
 
 def sweep_since(conn: Connection, cycle_date: date) -> date:
@@ -237,7 +237,7 @@ def run_entries(conn: Connection, run: CycleRun) -> Iterator[Entry]:
                              "allow_contact": bool(allow_contact), "started_at": started})
 
 
-def collect(conn: Connection, run: CycleRun, outbox: Path, decide_try: int = 0
+def collect(conn: Connection, run: CycleRun, outbox, decide_try: int = 0
             ) -> tuple[list[Entry], dict[str, str]]:
     """Every entry the sweep would record for D, and per source whether it was swept or why not."""
     tables = set(inspect(conn).get_table_names())

@@ -5,7 +5,6 @@ import logging
 
 from arrears import orchestration
 from arrears.audit import checkpoint, sweep, trail
-from arrears.batches.store import outbox_root
 
 log = logging.getLogger("arrears.audit")
 
@@ -28,7 +27,8 @@ def audit(context) -> dict:
     # which never writes into the real day folder).
     with engine.begin() as conn:
         check = checkpoint.verify_daily(conn)
-        made = None if run.replay else checkpoint.write(conn, outbox_root(), run.cycle_date, check)
+        made = None if run.replay else checkpoint.write(conn, orchestration.settings().outbox,
+                                                        run.cycle_date, check)
     by_kind: dict[str, int] = {}
     for entry in found:
         by_kind[entry.kind] = by_kind.get(entry.kind, 0) + 1
@@ -49,7 +49,7 @@ def report(context) -> dict:
     from arrears.report.cycle_report import write_cycle_report
     run = orchestration.run_from_context(context)
     path, facts = write_cycle_report(orchestration.engine(), orchestration.settings().outbox,
-                                     run.cycle_date)
+                                     run.cycle_date, run)
     if not run.replay:  # a replay never alerts about today
         from arrears.batches.objections import alert_overdue
         from arrears.policy import load_policy

@@ -15,7 +15,7 @@ from functools import lru_cache
 from sqlalchemy import Engine
 
 from arrears.batches.letters import amount
-from arrears.batches.store import write_file
+from arrears.outbox_files import write_file
 from arrears.db.values import as_date, split_list
 from arrears.spreadsheet import csv_bytes
 from arrears.db import sql

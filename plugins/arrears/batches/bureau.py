@@ -22,7 +22,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from arrears.batches.store import MANIFEST, BatchFolder, as_storage_path, sha256
+from arrears.batches.store import MANIFEST, BatchFolder
+from arrears.outbox_files import as_storage_path, sha256
 from arrears.spreadsheet import csv_bytes
 from arrears.db import sql
 from arrears.money import format_fen

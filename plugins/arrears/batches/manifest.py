@@ -14,9 +14,8 @@ from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
 
-from arrears.batches.store import (
-    MANIFEST, PURGED_SUFFIX, REPLAY_MARKER, as_storage_path, sha256,
-)
+from arrears.batches.store import MANIFEST, PURGED_SUFFIX, REPLAY_MARKER
+from arrears.outbox_files import as_storage_path, sha256
 
 
 class ManifestError(ValueError):

@@ -1,5 +1,5 @@
-"""The outbox through Airflow's ObjectStoragePath: a local folder (``/srv/outbox`` or ``file://``)
-or an object store (``s3://conn_id@bucket/outbox``), with batches that are published whole.
+"""Batches published whole under the run's folder of the outbox (arrears.outbox_files says where
+and how a file is written), on a local folder or an object store.
 
 A batch folder (``lawyer_letters/``, ``credit_report/``) is complete exactly when its
 ``manifest.csv`` is present, and the manifest is always the last file to appear:
@@ -12,7 +12,6 @@ A batch folder (``lawyer_letters/``, ``credit_report/``) is complete exactly whe
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -21,64 +20,14 @@ from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
 
-from arrears.cycle.outputs import write_atomic
-from arrears.paths import REPO_ROOT
-from arrears.settings import get_variable
+from arrears.outbox_files import is_local, remove_tree, sha256
 
 MANIFEST = "manifest.csv"
 REPLAY_MARKER = "REPLAY"
 # A file purged under retention (arrears.retention) leaves <name>.purged.json with its sha256.
 PURGED_SUFFIX = ".purged.json"
-REPLAY_FOLDER = "replay"
 REPLAY_NOTE = ("This batch was produced by a replay (backfill) of cycle date {d}. Nothing in it "
                "was sent; do not hand it over.\n")
-
-
-def as_storage_path(location: str | Path | ObjectStoragePath) -> ObjectStoragePath:
-    if isinstance(location, ObjectStoragePath):
-        return location
-    text = str(location)
-    if "://" not in text:
-        text = "file://" + str(Path(text).resolve())
-    return ObjectStoragePath(text)
-
-
-def outbox_root() -> ObjectStoragePath:
-    # Read the variable raw: Settings.outbox is a Path, which would fold "s3://" into "s3:/".
-    return as_storage_path(get_variable("arrears_outbox") or REPO_ROOT / "var" / "outbox")
-
-
-def day_folder(root: ObjectStoragePath, cycle_date: date, replay: bool) -> ObjectStoragePath:
-    """``<outbox>/<D>/``, or ``<outbox>/<D>/replay/`` for a replay, which must never replace
-    the batches a normal run handed over for that date."""
-    folder = root / cycle_date.isoformat()
-    return folder / REPLAY_FOLDER if replay else folder
-
-
-def is_local(path: ObjectStoragePath) -> bool:
-    return path.protocol in ("", "file", "local")
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_file(path: ObjectStoragePath, data: bytes) -> ObjectStoragePath:
-    """One file, whole or not at all: a temporary name and a rename locally; on an object store
-    a single PUT already shows readers the old object or the new one, never a part."""
-    if is_local(path):
-        write_atomic(Path(path.path), data)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return path
-
-
-def _remove_tree(path: ObjectStoragePath) -> None:
-    if is_local(path):
-        shutil.rmtree(path.path, ignore_errors=True)
-    elif path.exists():
-        path.fs.rm(path.path, recursive=True)
 
 
 def _write_member(path: ObjectStoragePath, data: bytes) -> None:
@@ -114,13 +63,13 @@ class BatchFolder:
         # Leftovers of crashed attempts: never visible as batches, removed before a new one.
         for stale in self.parent.iterdir():
             if stale.name.startswith(f".{self.name}.") and stale.name.endswith((".partial", ".old")):
-                _remove_tree(stale)
+                remove_tree(stale)
         self.staging.mkdir(parents=True, exist_ok=True)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None or not self.committed:
-            _remove_tree(self.staging)
+            remove_tree(self.staging)
 
     def add(self, file_name: str, data: bytes) -> str:
         """Stage one file; returns its sha256."""
@@ -166,7 +115,7 @@ class BatchFolder:
             if member.name != MANIFEST:
                 member.copy(self.final / member.name)
         (self.staging / MANIFEST).copy(manifest)
-        _remove_tree(self.staging)
+        remove_tree(self.staging)
 
 
 def is_complete(folder: ObjectStoragePath) -> bool:

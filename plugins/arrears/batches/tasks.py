@@ -6,14 +6,15 @@ import logging
 
 from arrears import orchestration
 from arrears.batches import agent_lists as lists
-from arrears.batches import bureau, letters, store
+from arrears.batches import bureau, letters
+from arrears.outbox_files import run_folder
 
 log = logging.getLogger("arrears")
 
 
 def _where(context):
     run = orchestration.run_from_context(context)
-    return run, store.day_folder(store.outbox_root(), run.cycle_date, run.replay)
+    return run, run_folder(orchestration.settings().outbox, run)
 
 
 def lawyer_letters(context) -> dict:

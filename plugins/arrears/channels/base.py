@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from arrears.delivery.render import MessageData
 
 
@@ -29,7 +27,7 @@ class Channel:
     compose: Callable[["MessageData"], tuple[str, str, str]]   # -> (subject, text, html)
     connection_id: str                               # Airflow connection of the real transport
     gateway: Callable[[Any], Any]                    # connection -> transport
-    file_default: Callable[["Path"], Any]            # outbox folder -> embedded default transport
+    file_default: Callable[[Any], Any]               # outbox root -> embedded default transport
     counts_toward_limits: bool = True
     window_bound: bool = True                        # sent only inside the contact window
     reply_opt_out: tuple[str, ...] = field(default=())   # replies meaning "stop" on this channel

@@ -1,20 +1,20 @@
-"""The cycle's files under <outbox>/<D>/: decisions.csv and cycle_summary.json (CONTRACT §3).
+"""The cycle's files in the run's folder (``<outbox>/<D>/``, a replay's under ``replays/``; see
+arrears.outbox_files): decisions.csv and cycle_summary.json (CONTRACT §3).
 
-Every file is written whole to a temporary name and renamed into place, so a crash never leaves a
-half file that looks complete, and the same state always gives the same bytes.
+Every file is written whole (arrears.outbox_files.write_file), so a crash never leaves a half
+file that looks complete, and the same state always gives the same bytes.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import date
-from pathlib import Path
 
+from airflow.sdk import ObjectStoragePath
 from sqlalchemy import Engine, text
 
 from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
+from arrears.outbox_files import as_storage_path, write_file
 from arrears.spreadsheet import csv_bytes
 
 # The contract's columns, then the further ones (CONTRACT §3): segment first (§6).
@@ -22,26 +22,8 @@ DECISION_COLUMNS = ("account_id", "stage", "dpd", "outstanding", "late_fee", "ac
                     "segment")
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def cycle_folder(outbox: Path, cycle_date: date) -> Path:
-    return outbox / cycle_date.isoformat()
-
-
-def write_decisions_csv(engine: Engine, outbox: Path, cycle_date: date) -> Path:
+def write_decisions_csv(engine: Engine, folder, cycle_date: date) -> ObjectStoragePath:
+    """``<folder>/decisions.csv``: D's decisions, the run's folder being ``folder``."""
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT account_id, stage, dpd, outstanding_fen, late_fee_fen, actions, holds, segment,"
@@ -52,7 +34,7 @@ def write_decisions_csv(engine: Engine, outbox: Path, cycle_date: date) -> Path:
     body = csv_bytes(DECISION_COLUMNS + arm, (
         (a, s, dpd, format_fen(o), format_fen(f), acts, holds, seg, *([r] if arm else []))
         for a, s, dpd, o, f, acts, holds, seg, r in rows))
-    return write_atomic(cycle_folder(outbox, cycle_date) / "decisions.csv", body)
+    return write_file(as_storage_path(folder) / "decisions.csv", body)
 
 
 def decision_counts(engine: Engine, cycle_date: date) -> dict:
@@ -89,7 +71,7 @@ def decision_counts(engine: Engine, cycle_date: date) -> dict:
     }
 
 
-def write_summary(outbox: Path, cycle_date: date, summary: dict) -> Path:
+def write_summary(folder, cycle_date: date, summary: dict) -> ObjectStoragePath:
     body = json.dumps({"cycle_date": cycle_date.isoformat(), **summary}, ensure_ascii=False,
                       indent=2, sort_keys=True) + "\n"
-    return write_atomic(cycle_folder(outbox, cycle_date) / "cycle_summary.json", body.encode("utf-8"))
+    return write_file(as_storage_path(folder) / "cycle_summary.json", body.encode("utf-8"))

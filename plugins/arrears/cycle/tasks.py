@@ -16,6 +16,7 @@ from arrears.cycle.run import CycleRun
 from arrears.delivery.outbox import message_counts
 from arrears.delivery.tasks import summary_channels
 from arrears.ops.runs import record_run
+from arrears.outbox_files import run_folder
 from arrears.policy import load_policy
 from arrears.policy.business_days import BusinessCalendar
 from arrears.records.service import Recorder, record_service
@@ -96,16 +97,16 @@ def decide(context, parts: list[dict] | None = None) -> dict:
 
 
 def publish(context) -> dict:
-    """decisions.csv and cycle_summary.json for the day."""
+    """decisions.csv and cycle_summary.json in the run's folder (a replay's apart)."""
     run = orchestration.run_from_context(context)
-    eng, outbox = orchestration.engine(), orchestration.settings().outbox
-    decisions = outputs.write_decisions_csv(eng, outbox, run.cycle_date)
+    eng, folder = orchestration.engine(), run_folder(orchestration.settings().outbox, run)
+    decisions = outputs.write_decisions_csv(eng, folder, run.cycle_date)
     summary = outputs.decision_counts(eng, run.cycle_date)
     summary["replay"] = run.replay
     summary["messages"] = message_counts(eng, run.cycle_date)
     roll_rates.record(eng, run.cycle_date)
     summary.update(summary_block(eng, run.cycle_date))  # and deltas on the day before
     summary["channels"] = summary_channels(eng, run.cycle_date)
-    path = outputs.write_summary(outbox, run.cycle_date, summary)
+    path = outputs.write_summary(folder, run.cycle_date, summary)
     log.info("published %s and %s", decisions, path)
     return {"decisions": str(decisions), "summary": str(path)}

@@ -15,13 +15,14 @@ from arrears.delivery.dispatch import Clock, dispatch, wall_clock
 from arrears.delivery.outbox import Attempt, message_counts, queue_messages
 from arrears.channels import registry as channel_registry
 from arrears.delivery.transports import mail_domain
+from arrears.outbox_files import day_folder
 from arrears.policy import load_policy
 from arrears.records.service import Recorder, after_dispatch
 from arrears.settings import Settings, get_connection
 from arrears.settings import contact_window as settings_window
 
 log = logging.getLogger("arrears")
-POOL = "arrears_smtp"   # limits concurrent SMTP connections across DAGs (see delivery.md)
+POOL = "arrears_smtp"   # limits concurrent SMTP connections across DAGs (README: Reminders and notices)
 
 
 def transports(settings: Settings) -> dict:
@@ -117,10 +118,12 @@ def summary_channels(engine, cycle_date: date) -> dict:
 
 
 def refresh_summary(settings: Settings, cycle_date: date) -> None:
-    path = outputs.cycle_folder(settings.outbox, cycle_date) / "cycle_summary.json"
+    """The real run's summary of D (messages are sent for real runs only)."""
+    folder = day_folder(settings.outbox, cycle_date)
+    path = folder / "cycle_summary.json"
     if not path.exists():
         return  # publish writes it with the counts
     summary = json.loads(path.read_text(encoding="utf-8"))
     summary["messages"] = message_counts(steps.engine(), cycle_date)
     summary["channels"] = summary_channels(steps.engine(), cycle_date)
-    outputs.write_summary(settings.outbox, cycle_date, summary)
+    outputs.write_summary(folder, cycle_date, summary)

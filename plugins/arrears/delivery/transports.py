@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import smtplib
 import socket
 import urllib.error
@@ -20,11 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from email.utils import format_datetime
-from pathlib import Path
 from urllib.parse import quote
 
-from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.delivery.render import sender
+from arrears.outbox_files import appending, as_storage_path, day_folder, write_file
 
 
 class DeliveryError(Exception):
@@ -165,17 +163,17 @@ class EmlFileTransport:
     the same bytes, so a resend is harmless."""
     name = "eml"
 
-    def __init__(self, outbox: Path, from_addr: str):
-        self.outbox, self.from_addr = outbox, from_addr
+    def __init__(self, outbox, from_addr: str):
+        self.outbox, self.from_addr = as_storage_path(outbox), from_addr
 
     @contextmanager
     def session(self, cycle_date: str):
-        folder = self.outbox / cycle_date / "mail"
+        folder = day_folder(self.outbox, date.fromisoformat(cycle_date)) / "mail"
         yield lambda msg: self._send(folder, msg)
 
-    def _send(self, folder: Path, msg: OutboxMessage) -> str:
+    def _send(self, folder, msg: OutboxMessage) -> str:
         name = msg.idem_key.replace(":", "_") + ".eml"
-        path = write_atomic(folder / name, build_email(msg, self.from_addr).as_bytes())
+        path = write_file(folder / name, build_email(msg, self.from_addr).as_bytes())
         return f"file {path.name}"
 
 
@@ -257,40 +255,33 @@ class JsonlTransport:
     already in the file (a crash after the append) is not appended again."""
     name = "jsonl"
 
-    def __init__(self, outbox: Path, file_name: str, line):
-        self.outbox, self.file_name, self._line = outbox, file_name, line
+    def __init__(self, outbox, file_name: str, line):
+        self.outbox, self.file_name, self._line = as_storage_path(outbox), file_name, line
         self.name = file_name.replace(".", "_")
-        self._present: dict[Path, set[str]] = {}   # read once per file and dispatch, not per chunk
+        self._present: dict[str, set[str]] = {}   # read once per file and dispatch, not per chunk
 
-    def _keys_in(self, path: Path) -> set[str]:
-        if path not in self._present:
-            present = self._present[path] = set()
+    def _keys_in(self, path) -> set[str]:
+        if str(path) not in self._present:
+            present = self._present[str(path)] = set()
             for line in (path.read_text(encoding="utf-8").splitlines() if path.exists() else ()):
                 try:
                     present.add(json.loads(line)["idempotency_key"])
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line from a crash: its message is sent again below
-        return self._present[path]
+        return self._present[str(path)]
 
     @contextmanager
     def session(self, cycle_date: str):
-        path = cycle_folder(self.outbox, date.fromisoformat(cycle_date)) / self.file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = day_folder(self.outbox, date.fromisoformat(cycle_date)) / self.file_name
         present = self._keys_in(path)
-        torn = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
-        with path.open("ab") as fh:
+        with appending(path) as append:
             def send(msg: OutboxMessage) -> str:
                 if msg.idem_key in present:
                     return f"already in {self.file_name}"
                 line = json.dumps({"idempotency_key": msg.idem_key, "message_id": msg.message_id,
                                    "account_id": msg.account_id, **self._line(msg)},
                                   ensure_ascii=False)
-                nonlocal torn
-                if torn:
-                    line, torn = "\n" + line, False  # end a torn line so this one parses
-                fh.write((line + "\n").encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
+                append((line + "\n").encode("utf-8"))
                 present.add(msg.idem_key)
                 return f"appended to {self.file_name}"
             yield send
@@ -300,12 +291,7 @@ class SmsJsonlTransport(JsonlTransport):
     """``<outbox>/<D>/sms.jsonl``."""
     name = "sms_jsonl"
 
-    def __init__(self, outbox: Path):
+    def __init__(self, outbox):
         super().__init__(outbox, "sms.jsonl",
                          lambda msg: {"to": msg.address, "text": msg.body_text.strip()})
 
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"

@@ -17,17 +17,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
 from arrears.db.values import as_date
-from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
 from arrears.records.service import NOTICE_COLUMNS, notice_id_for, write_served_notices  # noqa: F401
+from arrears.outbox_files import run_folder, write_file
 from arrears.spreadsheet import csv_bytes
 
 log = logging.getLogger(__name__)
@@ -104,8 +103,9 @@ def _propose(conn: Connection, run: CycleRun, record: bool) -> list:
 
 
 def disconnection_step(engine: Engine, run: CycleRun, policy: Policy, calendar: BusinessCalendar,
-                       outbox: Path) -> CycleOutcome:
-    """Serve, cancel, note what was told, propose; then write D's disconnection files."""
+                       outbox) -> CycleOutcome:
+    """Serve, cancel, note what was told, propose; then write D's disconnection files in the
+    run's folder of the outbox (a replay's apart)."""
     out = CycleOutcome(replay=run.replay)
     d = run.cycle_date
     with engine.begin() as conn:
@@ -121,13 +121,14 @@ def disconnection_step(engine: Engine, run: CycleRun, policy: Policy, calendar: 
             {"d": d}).all()
     out.proposed = len(proposals)
     out.proposed_fen = sum(r[2] for r in proposals)
-    folder = cycle_folder(outbox, d) / "disconnection"
+    run_files = run_folder(outbox, run)
+    folder = run_files / "disconnection"
     key = lambda r: (r[0], r[1])  # noqa: E731 - byte order, whatever the database's collation
     files = [
-        write_served_notices(engine, outbox, d),
-        write_atomic(folder / "proposed_orders.csv", csv_bytes(PROPOSAL_COLUMNS, (
+        write_served_notices(engine, outbox, d, folder=run_files),
+        write_file(folder / "proposed_orders.csv", csv_bytes(PROPOSAL_COLUMNS, (
             (a, n) for a, n, *_ in sorted(proposals, key=key)))),
-        write_atomic(folder / "cancelled_notices.csv", csv_bytes(CANCELLED_COLUMNS, (
+        write_file(folder / "cancelled_notices.csv", csv_bytes(CANCELLED_COLUMNS, (
             (a, n, as_date(s), as_date(c), r) for a, n, s, c, r in sorted(cancelled, key=key)))),
     ]
     out.files = tuple(str(f) for f in files)

@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
 from arrears.db.values import as_date, split_list
-from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.disconnection.cycle import log_event
@@ -25,6 +23,7 @@ from arrears.money import format_fen
 from arrears.policy import decide_account
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.outbox_files import day_folder, write_file
 from arrears.spreadsheet import csv_bytes
 
 log = logging.getLogger(__name__)
@@ -180,19 +179,19 @@ def record_answer(engine: Engine, batch_date: date, run: CycleRun, outcome: str,
     return approval_id
 
 
-def write_work_orders(engine: Engine, outbox: Path, batch_date: date) -> Path:
+def write_work_orders(engine: Engine, outbox, batch_date: date):
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT account_id, notice_id, order_id, released_on, approved_by"
             " FROM disconnection_orders WHERE cycle_date = :d"), {"d": batch_date}).all()
     rows = sorted(rows, key=lambda r: (r[0], r[1]))
     body = csv_bytes(WORK_ORDER_COLUMNS, ((a, n, o, as_date(r), by) for a, n, o, r, by in rows))
-    return write_atomic(cycle_folder(outbox, batch_date) / "disconnection" / "work_orders.csv", body)
+    return write_file(day_folder(outbox, batch_date) / "disconnection" / "work_orders.csv", body)
 
 
 def release_batch(engine: Engine, *, batch_date: date, release_date: date, approved_by: str,
                   responded_at: str, run: CycleRun, policy: Policy, calendar: BusinessCalendar,
-                  safety: Safety, outbox: Path) -> ReleaseOutcome:
+                  safety: Safety, outbox) -> ReleaseOutcome:
     """Release the approved batch of ``batch_date`` on ``release_date``; safe to call again."""
     if not approved_by:
         raise ValueError("a work order needs a named approver: the approval has no responder")
@@ -230,8 +229,8 @@ def release_batch(engine: Engine, *, batch_date: date, release_date: date, appro
             preview = csv_bytes(WORK_ORDER_COLUMNS, sorted(
                 (r["account_id"], r["notice_id"], r["order_id"], release_date, approved_by)
                 for r in rows))
-            path = cycle_folder(outbox, batch_date) / "disconnection" / "work_orders.dry_run.csv"
-            out.file = str(write_atomic(path, preview))
+            path = day_folder(outbox, batch_date) / "disconnection" / "work_orders.dry_run.csv"
+            out.file = str(write_file(path, preview))
             log.info("dry run: would release %d orders of %s, withhold %d", len(rows), batch_date,
                      len(out.withheld))
             return out

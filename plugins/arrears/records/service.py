@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, text
 
 from arrears.db.values import as_date, split_list
-from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.db import sql
 from arrears.model import SERVED_NOTICES
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.outbox_files import as_storage_path, day_folder, write_file
 from arrears.spreadsheet import csv_bytes
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ def write_served_notices(engine: Engine, outbox, day: date, folder=None):
     went out (deterministic: the same record gives the same bytes)."""
     with engine.connect() as conn:
         rows = conn.execute(sql("records/served_on.sql", conn.dialect.name), {"d": day}).all()
-    target = (folder or cycle_folder(outbox, day)) / "disconnection" / "notices.csv"
-    return write_atomic(target, csv_bytes(NOTICE_COLUMNS, (
+    target = as_storage_path(folder or day_folder(outbox, day)) / "disconnection" / "notices.csv"
+    return write_file(target, csv_bytes(NOTICE_COLUMNS, (
         (a, n, as_date(s), as_date(e)) for a, n, s, e in rows)))
 
 

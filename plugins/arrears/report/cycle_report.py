@@ -11,16 +11,15 @@ import base64
 import hashlib
 import io
 from datetime import date
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, inspect, text
 
 from arrears.audit.pii import mask_text
 from arrears.db.values import as_date
-from arrears.cycle.outputs import cycle_folder, write_atomic
 from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
+from arrears.outbox_files import as_storage_path, day_folder, run_folder, write_file
 from arrears.paths import TEMPLATES_DIR
 from arrears.report import roll_rates
 from arrears.report.experiment import experiment_ids, experiment_report
@@ -100,17 +99,17 @@ def messages(engine: Engine, cycle_date: date) -> dict[str, dict[str, int]] | No
     return dict(sorted(out.items()))
 
 
-def batch_hashes(outbox: Path, cycle_date: date) -> list[dict]:
+def batch_hashes(folder, replay: bool = False) -> list[dict]:
+    """The manifests of the batches in the run's folder (a replay's own, under replays/)."""
     rows = []
-    day = cycle_folder(outbox, cycle_date)
-    for folder, replay in ((day, False), (day / "replay", True)):
-        for batch in BATCHES:
-            manifest = folder / batch / "manifest.csv"
-            if manifest.is_file():
-                data = manifest.read_bytes()
-                records = max(0, len(data.decode("utf-8-sig").strip().splitlines()) - 1)
-                rows.append({"batch": batch + (" (replay)" if replay else ""),
-                             "records": records, "sha256": hashlib.sha256(data).hexdigest()})
+    folder = as_storage_path(folder)
+    for batch in BATCHES:
+        manifest = folder / batch / "manifest.csv"
+        if manifest.is_file():
+            data = manifest.read_bytes()
+            records = max(0, len(data.decode("utf-8-sig").strip().splitlines()) - 1)
+            rows.append({"batch": batch + (" (replay)" if replay else ""),
+                         "records": records, "sha256": hashlib.sha256(data).hexdigest()})
     return rows
 
 
@@ -162,13 +161,14 @@ def open_bureau_objections(engine: Engine, cycle_date: date) -> list[dict]:
              "alert": o.objection.alert} for o in found]
 
 
-def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
+def render(engine: Engine, folder, cycle_date: date, replay: bool = False) -> tuple[str, dict]:
+    """The report of D; ``folder`` is the run's folder, whose batch manifests it lists."""
     facts = cycle_facts(engine, cycle_date)
     prev_date = previous_cycle(engine, cycle_date)
     prev = cycle_facts(engine, prev_date) if prev_date else None
     quarantine = quarantined(engine, cycle_date)
     msgs = messages(engine, cycle_date)
-    batches = batch_hashes(outbox, cycle_date)
+    batches = batch_hashes(folder, replay)
     png = base64.b64encode(ageing_png(facts, cycle_date)).decode("ascii")
     rolls = roll_rates.month_to_date(engine, cycle_date)
     experiments = [experiment_report(engine, e, cycle_date) for e in experiment_ids(engine, cycle_date)]
@@ -199,8 +199,9 @@ def render(engine: Engine, outbox: Path, cycle_date: date) -> tuple[str, dict]:
     return html, summary
 
 
-def write_cycle_report(engine: Engine, outbox: Path, cycle_date: date) -> tuple[Path, dict]:
-    html, summary = render(engine, outbox, cycle_date)
-    path = write_atomic(cycle_folder(outbox, cycle_date) / "cycle_report.html",
-                        html.encode("utf-8"))
+def write_cycle_report(engine: Engine, outbox, cycle_date: date, run=None) -> tuple[object, dict]:
+    """``cycle_report.html`` in the run's folder (``run`` None: the real run's, ``<outbox>/<D>/``)."""
+    folder = run_folder(outbox, run) if run is not None else day_folder(outbox, cycle_date)
+    html, summary = render(engine, folder, cycle_date, replay=bool(run is not None and run.replay))
+    path = write_file(folder / "cycle_report.html", html.encode("utf-8"))
     return path, summary

@@ -41,8 +41,9 @@ from datetime import date, datetime
 from sqlalchemy import Connection, Engine, inspect, text
 
 from arrears.audit.trail import Entry, append_entries, canonical
-from arrears.batches.store import PURGED_SUFFIX, sha256, write_file
+from arrears.batches.store import PURGED_SUFFIX
 from arrears.db import sql
+from arrears.outbox_files import as_storage_path, files_under, sha256, write_file
 from arrears.policy.retention import (
     AccountRecord, Retention, expired, newest_expired_start_days, newest_expired_start_years,
     personal_data_last_kept,
@@ -139,14 +140,6 @@ def _marker(folder) -> dict:
         return {}
 
 
-def _walk(folder):
-    for member in folder.iterdir():
-        if member.is_dir():
-            yield from _walk(member)
-        else:
-            yield member
-
-
 def _is_contact_file(member) -> bool:
     return (member.name in CONTACT_FILES or member.parent.name in CONTACT_FOLDERS) and \
         member.name not in KEEP_FILES and not member.name.endswith(PURGED_SUFFIX)
@@ -163,7 +156,7 @@ def _due_files(root, as_of: date, category: str, years: int, wanted: Callable) -
     for day, folder in _day_folders(root, cutoff):
         if category in _marker(folder):
             continue  # done on an earlier day: not walked again
-        found.append((day, folder, [m for m in _walk(folder) if wanted(m)]))
+        found.append((day, folder, [m for m in files_under(folder) if wanted(m)]))
     return cutoff.isoformat(), found
 
 
@@ -187,6 +180,7 @@ def plan(engine: Engine, outbox_root, as_of: date, rules: Retention) -> Plan:
                           {"cutoff": m_cut}).all()]
         p.accounts = list(_left_accounts(conn, as_of, rules))
     if outbox_root is not None:
+        outbox_root = as_storage_path(outbox_root)
         for category, years, wanted in (
                 ("contact_files", rules.contact_evidence_years, _is_contact_file),
                 ("bureau_files", rules.negative_credit_years, _is_bureau_file)):

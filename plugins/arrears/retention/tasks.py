@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from arrears import orchestration
-from arrears.batches.store import outbox_root
 from arrears.policy.retention import load_retention
 from arrears.retention import purge
 
@@ -15,7 +14,7 @@ def retention(context) -> dict:
     """Purge what the policy's [retention] no longer allows keeping as of the run's date."""
     run = orchestration.run_from_context(context)
     params = context.get("params") or {}
-    summary = purge.run(orchestration.engine(), outbox_root(), run.cycle_date,
+    summary = purge.run(orchestration.engine(), orchestration.settings().outbox, run.cycle_date,
                         load_retention(params.get("portfolio") or "default"),
                         dry_run=bool(params.get("dry_run")), run_id=run.run_id,
                         task_id=run.task_id)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from arrears.cycle.outputs import csv_bytes, write_atomic
 from arrears.model import ACTIONS, HOLDS, STAGES
 from arrears.money import format_fen
+from arrears.outbox_files import whatif_folder, write_file
 from arrears.paths import TEMPLATES_DIR
+from arrears.spreadsheet import csv_bytes
 from arrears.whatif.run import DayResult, WhatIfResult
 
 CHANGE_COLUMNS = ("cycle_date", "account_id", "real_actions", "whatif_actions")
@@ -23,10 +23,6 @@ CHANGE_COLUMNS = ("cycle_date", "account_id", "real_actions", "whatif_actions")
 PLOTTED = ("messages", "lawyer_letter", "credit_report", "disconnection_notice", "call_list",
            "field_visit")
 MESSAGE_ACTIONS = ("email", "sms")
-
-
-def whatif_folder(outbox: Path, whatif_id: str) -> Path:
-    return outbox / "whatif" / whatif_id
 
 
 def counts(rows: list[tuple] | None) -> dict | None:
@@ -166,17 +162,18 @@ def plots(summary: dict) -> dict[str, str]:
     return out
 
 
-def write_outputs(result: WhatIfResult, outbox: Path, sample: int = 200) -> Path:
+def write_outputs(result: WhatIfResult, outbox, sample: int = 200):
+    """The files in ``<outbox>/whatif/<id>/``; returns that folder."""
     folder = whatif_folder(outbox, result.whatif_id)
     summary = build_summary(result)
     rows = [row for day in result.days for row in changes(day)]
-    write_atomic(folder / "changes.csv", csv_bytes(CHANGE_COLUMNS, rows))
-    write_atomic(folder / "summary.json", (json.dumps(summary, ensure_ascii=False, indent=2,
+    write_file(folder / "changes.csv", csv_bytes(CHANGE_COLUMNS, rows))
+    write_file(folder / "summary.json", (json.dumps(summary, ensure_ascii=False, indent=2,
                                                       sort_keys=True) + "\n").encode("utf-8"))
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "report"),
                       autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
     html = env.get_template("whatif_report.html").render(
         s=summary, plots=plots(summary), actions=ACTIONS, changes=rows[:sample],
         more=max(0, len(rows) - sample))
-    write_atomic(folder / "report.html", html.encode("utf-8"))
+    write_file(folder / "report.html", html.encode("utf-8"))
     return folder

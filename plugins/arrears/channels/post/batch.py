@@ -12,10 +12,10 @@ import hashlib
 import io
 from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 
 from arrears.batches.letters import CJK, file_name, register_cjk_font
-from arrears.cycle.outputs import csv_bytes, cycle_folder, write_atomic
+from arrears.outbox_files import as_storage_path, day_folder, write_file
+from arrears.spreadsheet import csv_bytes
 
 MANIFEST_COLUMNS = ("account_id", "file", "idem_key", "sha256")
 
@@ -49,12 +49,12 @@ def render_notice(msg) -> bytes:
 class PostBatchTransport:
     name = "post_pdf"
 
-    def __init__(self, outbox: Path):
-        self.outbox = outbox
+    def __init__(self, outbox):
+        self.outbox = as_storage_path(outbox)
 
     @contextmanager
     def session(self, cycle_date: str):
-        folder = cycle_folder(self.outbox, date.fromisoformat(cycle_date)) / "post"
+        folder = day_folder(self.outbox, date.fromisoformat(cycle_date)) / "post"
         manifest = folder / "manifest.csv"
         rows = {}
         if manifest.exists():
@@ -65,7 +65,7 @@ class PostBatchTransport:
         def send(msg) -> str:
             pdf = render_notice(msg)
             name = file_name(msg.account_id)
-            write_atomic(folder / name, pdf)
+            write_file(folder / name, pdf)
             rows[name] = {"account_id": msg.account_id, "file": name, "idem_key": msg.idem_key,
                           "sha256": hashlib.sha256(pdf).hexdigest()}
             written.append(name)
@@ -74,5 +74,5 @@ class PostBatchTransport:
             yield send
         finally:
             if written:
-                write_atomic(manifest, csv_bytes(MANIFEST_COLUMNS, (
+                write_file(manifest, csv_bytes(MANIFEST_COLUMNS, (
                     [rows[f][c] for c in MANIFEST_COLUMNS] for f in sorted(rows))))
