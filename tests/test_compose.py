@@ -22,6 +22,9 @@ COMMON_ENV = COMPOSE["x-airflow-common"]["environment"]
 NOT_SET = {
     "ARREARS_DEFAULT_DB": "only used when there is no arrears_db connection",
     "AIRFLOW_CONN_ARREARS_SMS": "no SMS gateway in the compose stack: SMS go to <outbox>/<D>/sms.jsonl",
+    "AIRFLOW_CONN_ARREARS_WECHAT": "no WeChat gateway in the stack: <outbox>/<D>/wechat.jsonl",
+    "AIRFLOW_CONN_ARREARS_PUSH": "no push gateway in the stack: <outbox>/<D>/push.jsonl",
+    "AIRFLOW_CONN_ARREARS_VOICE": "no voice gateway in the stack: <outbox>/<D>/voice.jsonl",
     # Switches operators flip in the UI (Admin > Variables): an AIRFLOW_VAR_* would shadow them.
     "AIRFLOW_VAR_ARREARS_DISCONNECTION_KILL_SWITCH": "flipped in the UI, off by default",
     "AIRFLOW_VAR_ARREARS_DISCONNECTION_DRY_RUN": "flipped in the UI, off by default",
@@ -54,6 +57,9 @@ def names_read_by_the_code() -> set[str]:
         names |= {f"AIRFLOW_CONN_{c.upper()}" for c in re.findall(r'get_connection\(\s*"(\w+)"', text)}
         names |= {f"AIRFLOW_CONN_{c.upper()}" for c in re.findall(r'_CONN_ID = "(\w+)"', text)}
         names |= set(re.findall(r'os\.environ(?:\.get)?[\[(]\s*"((?:ARREARS|AIRFLOW_VAR|AIRFLOW_CONN)_\w+)"', text))
+    # Each channel folder declares its connection (arrears.channels.registry), not a get_connection.
+    from arrears.channels.registry import registry
+    names |= {f"AIRFLOW_CONN_{c.connection_id.upper()}" for c in registry().values() if c.connection_id}
     return {n for n in names if not n.startswith("ARREARS_TEST")}
 
 
@@ -109,6 +115,26 @@ def test_every_setting_the_dags_read_is_set():
             "AIRFLOW_CONN_ARREARS_SMTP"} <= needed  # the scan finds what it must
     missing = sorted(needed - set(COMMON_ENV) - set(NOT_SET))
     assert not missing, f"docker-compose.yml does not set {missing}"
+
+
+def test_every_channel_connection_left_unset_is_shown_commented_with_its_file_default():
+    """An operator reading docker-compose.yml sees each channel's connection and what happens
+    without it; the commented examples parse as the tasks read them."""
+    from arrears.channels.registry import registry
+    from arrears.delivery.transports import gateway_url
+    from arrears.settings import get_connection
+    text = (REPO / "docker-compose.yml").read_text()
+    for channel in registry().values():
+        name = f"AIRFLOW_CONN_{channel.connection_id.upper()}"
+        if not channel.connection_id or name in COMMON_ENV:
+            continue
+        assert name in NOT_SET, f"{name} is neither set nor listed as deliberately unset"
+        line = re.search(rf"^\s*# {name}: '(.+)'$", text, re.M)
+        assert line, f"docker-compose.yml shows no commented {name}"
+        assert f"{channel.name}.jsonl" in text   # the file it writes without the connection
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(name, line.group(1))
+            assert gateway_url(get_connection(channel.connection_id)).startswith("https://")
 
 
 def test_the_connections_parse_as_the_tasks_read_them(monkeypatch):
