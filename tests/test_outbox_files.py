@@ -16,23 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from factories import ACCOUNT_HEADER, BILL_HEADER, write_csv
+from factories import BILL_HEADER, write_csv
+# The channels test's accounts (every channel, post, a lawyer letter), with the wechat_first
+# portfolio and no gateway connection: every channel writes its file default.
+from test_channels import ACCOUNTS, BILLS, HEADER
 
 D = date(2026, 11, 16)
-HEADER = [*ACCOUNT_HEADER, "wechat_openid", "app_user_id"]
-# The wechat_first portfolio with no gateway connection: every channel writes its file default.
-ACCOUNTS = [
-    ["W1", "王伟", "residential", "北京市朝阳区人民路1号", "w1@example.com", "13900000001", "zh-CN", "", "", "oW1-openid", ""],
-    ["W2", "Jane Doe", "residential", "1 Main St", "w2@example.com", "13900000002", "en", "", "", "", "app-w2"],
-    ["W4", "Acme Ltd", "non_residential", "9 Dock Rd", "w4@example.com", "13900000004", "en", "", "wechat", "oW4-openid", ""],
-    ["W5", "张强", "residential", "广州市天河路5号", "w5@example.com", "13900000005", "zh-CN", "", "", "oW5-openid", ""],
-]
-BILLS = [
-    ["B1", "W1", "2026-10", "200.00", "2026-10-27"],   # formal notice: WeChat, email, voice
-    ["B2", "W2", "2026-10", "300.00", "2026-11-13"],   # reminder: push, email
-    ["B4", "W4", "2026-10", "900.00", "2026-10-27"],   # opted out of WeChat: SMS, email, voice
-    ["B5", "W5", "2026-08", "400.00", "2026-09-01"],   # escalation: letter, notice, post, visit
-]
 # Compared by name, not by bytes: an .eml's Date is its queue time; the audit anchor holds the
 # chain's head hash, over entries naming the run id (another run, another hash).
 CLOCK_DEPENDENT = (".eml", "cycle_report.html", "cycle_summary.json")
@@ -99,7 +88,7 @@ def test_an_object_store_outbox_receives_every_file_of_a_cycle(dagbag, tmp_path,
             assert in_store[name] == data, f"{name} differs between the two outboxes"
     # A file transport's lines are each whole on the store too (one PUT per line).
     lines = in_store[f"{day}/wechat.jsonl"].decode().splitlines()
-    assert {json.loads(line)["account_id"] for line in lines} == {"W1", "W5"}
+    assert {json.loads(line)["account_id"] for line in lines} == {"W1", "W3", "W5"}  # not W4: opted out
 
 
 def test_a_replay_writes_under_replays_and_its_run_id():
