@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 from datetime import date
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, inspect, text
@@ -23,6 +24,11 @@ from arrears.outbox_files import as_storage_path, day_folder, run_folder, write_
 from arrears.paths import TEMPLATES_DIR
 from arrears.report import roll_rates
 from arrears.report.experiment import experiment_ids, experiment_report
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+    from arrears.cycle.run import CycleRun
 
 # DPD buckets of the ageing plot: (label, lowest DPD, highest DPD or None).
 AGEING = (("current", None, 0), ("1-7", 1, 7), ("8-30", 8, 30), ("31-60", 31, 60),
@@ -199,7 +205,8 @@ def render(engine: Engine, folder, cycle_date: date, replay: bool = False) -> tu
     return html, summary
 
 
-def write_cycle_report(engine: Engine, outbox, cycle_date: date, run=None) -> tuple[object, dict]:
+def write_cycle_report(engine: Engine, outbox, cycle_date: date, run: CycleRun | None = None
+                       ) -> tuple[ObjectStoragePath, dict]:
     """``cycle_report.html`` in the run's folder (``run`` None: the real run's, ``<outbox>/<D>/``)."""
     folder = run_folder(outbox, run) if run is not None else day_folder(outbox, cycle_date)
     html, summary = render(engine, folder, cycle_date, replay=bool(run is not None and run.replay))
