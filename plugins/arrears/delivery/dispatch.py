@@ -6,22 +6,28 @@ left ``sending`` by a crashed attempt is claimed again only after its lease ran 
 under the same key (files and the SMS gateway dedupe on it; an SMTP resend carries the same
 Message-ID: see README.md (Reminders and notices)).
 
-The per-message record is committed before the next message is sent, as before, but on
-PostgreSQL without waiting for the WAL flush (``synchronous_commit = off`` for that transaction
-only): the server has the row when the commit returns, so a killed worker loses nothing; only a
-crash of the database server itself could lose the last fraction of a second of records, and
-the last record of each chunk is committed durably (which flushes the ones before it). That is
-what makes a message cost about one round trip to the database instead of two flushed commits.
+The per-message record is committed before the next message is sent, as before: that is what
+keeps an SMTP resend after a killed worker to at most the one message whose answer was not yet
+recorded (SMTP has no idempotency key; marking a whole chunk at its end would widen that to the
+chunk). So the record is made cheap instead (``_Recorder``): one autocommitted UPDATE on a
+connection held for the chunk, on PostgreSQL without waiting for the WAL flush
+(``synchronous_commit = off`` on that connection while the chunk lasts) and written while the
+next message's first SMTP commands go out. The server has the row when the statement returns, so
+a killed worker loses nothing it was told; only a crash of the database server itself could lose
+the last fraction of a second of records, and the last record of each chunk is committed durably
+(which flushes the ones before it).
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, bindparam, text
+from sqlalchemy.exc import DBAPIError
 
 from arrears.delivery.outbox import Attempt, utc_stamp
 from arrears.delivery.transports import (OutboxMessage, Outage, PermanentFailure,
@@ -29,7 +35,7 @@ from arrears.delivery.transports import (OutboxMessage, Outage, PermanentFailure
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-MESSAGES_PER_CONNECTION = 50                          # messages per SMTP connection / per progress line
+MESSAGES_PER_CONNECTION = 200   # messages per claim and SMTP connection / per progress line
 MAX_ATTEMPTS = 5                    # then a failing message is given up as permanent_failure
 LEASE = timedelta(minutes=15)       # a `sending` row older than this belongs to a dead attempt
 
@@ -212,11 +218,12 @@ def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, cl
         result.skipped += len(day_keys) - len(rows)   # claimed meanwhile by another dispatcher
         untried = 0  # rows[untried:] were claimed and never handed to the transport
         try:
-            with transport.session(day) as send:
+            with _Recorder(engine) as recorder, transport.session(day) as send:
+                early = getattr(transport, "takes_ready", False)
                 for n, row in enumerate(rows):
                     tried, untried = tried + 1, n + 1
-                    outage = _send_one(engine, send, row, now, n == len(rows) - 1, max_attempts,
-                                       clock, result)
+                    outage = _send_one(recorder, send, early, row, now, n == len(rows) - 1,
+                                       max_attempts, clock, result)
                     if outage:
                         return tried, outage
         finally:  # an outage, or the task stopped (not killed): the rest need not wait a lease
@@ -226,13 +233,86 @@ def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, cl
     return tried, ""
 
 
-def _send_one(engine: Engine, send, row, now: str, durable: bool, max_attempts: int, clock: Clock,
-              result: DispatchResult) -> str:
+class _Recorder:
+    """Records a chunk's answers, each committed before the next message can be accepted.
+
+    One connection held for the chunk (no pool check-out per message), each record one
+    autocommitted statement (one round trip), on PostgreSQL without waiting for the WAL flush
+    (``synchronous_commit = off`` on that connection while the chunk lasts; see the module's
+    docstring). On PostgreSQL the record is written by a thread of its own while the next
+    message's first SMTP commands (MAIL, RCPT) go out: the transport calls ``settle()`` before
+    DATA, the point from which the server may accept the message, so the order "record of
+    message n, then message n+1 accepted" is the same as when each record waited in line.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self._lazy = self._conn.dialect.name == "postgresql"
+        self._thread = ThreadPoolExecutor(1, "outbox-record") if self._lazy else None
+        self._pending: Future | None = None
+        if self._lazy:
+            self._conn.exec_driver_sql("SET synchronous_commit = off")
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.settle()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown()
+            try:
+                if self._lazy:
+                    self._conn.exec_driver_sql("RESET synchronous_commit")
+            except DBAPIError:
+                self._conn.invalidate()  # never back to the pool with the setting on it
+            finally:
+                self._conn.close()
+
+    def record(self, mark: dict, durable: bool, result: DispatchResult) -> None:
+        """Record one answer (after the one before it is settled)."""
+        self.settle()
+        if self._thread is None:
+            self._write(mark, durable, result)
+        else:
+            self._pending = self._thread.submit(self._write, mark, durable, result)
+
+    def settle(self) -> None:
+        """Wait until the last answer is committed (raises what recording it raised)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _write(self, mark: dict, durable: bool, result: DispatchResult) -> None:
+        if mark["status"] == "permanent_failure":
+            # The record and the slot's next channel together, in one durable transaction.
+            with self.engine.begin() as conn:
+                if conn.execute(_MARK, mark).rowcount:
+                    result.fell_back += conn.execute(_FALL_BACK, {
+                        "k": mark["k"], "now": mark["now"],
+                        "why": f"fallback: {mark['k']} failed permanently"}).rowcount
+            return
+        flush = durable and self._lazy
+        if flush:  # the chunk's last record waits for the flush, and so covers the ones before it
+            self._conn.exec_driver_sql("SET synchronous_commit = on")
+        self._conn.execute(_MARK, mark)
+        if flush:
+            self._conn.exec_driver_sql("SET synchronous_commit = off")
+
+
+def _send_one(recorder: _Recorder, send, takes_ready: bool, row, now: str, durable: bool,
+              max_attempts: int, clock: Clock, result: DispatchResult) -> str:
     """Send one claimed message and record the answer; returns the outage it met, if any."""
     message = OutboxMessage(*[str(v) for v in row[:10]])
     status, error, answer, sent_at, outage = "sent", "", "", None, ""
     try:
-        answer = send(message)
+        if takes_ready:  # the transport settles the last record itself, as late as it can
+            answer = send(message, ready=recorder.settle)
+        else:
+            recorder.settle()
+            answer = send(message)
         sent_at = utc_stamp(clock())
         result.sent += 1
     except PermanentFailure as exc:
@@ -247,13 +327,6 @@ def _send_one(engine: Engine, send, row, now: str, durable: bool, max_attempts: 
             status = "failed"
             result.failed += 1
         outage = str(exc) if isinstance(exc, Outage) else ""
-    with engine.begin() as conn:
-        if status == "sent" and not durable and conn.dialect.name == "postgresql":
-            conn.execute(text("SET LOCAL synchronous_commit = off"))  # see the module's docstring
-        marked = conn.execute(_MARK, {"k": row.idem_key, "status": status, "error": error[:1000],
-                                      "answer": answer, "sent_at": sent_at, "now": now})
-        if status == "permanent_failure" and marked.rowcount:
-            result.fell_back += conn.execute(_FALL_BACK, {
-                "k": row.idem_key, "now": now,
-                "why": f"fallback: {row.idem_key} failed permanently"}).rowcount
+    recorder.record({"k": row.idem_key, "status": status, "error": error[:1000], "answer": answer,
+                     "sent_at": sent_at, "now": now}, durable or bool(outage), result)
     return outage

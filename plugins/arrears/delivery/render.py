@@ -122,8 +122,10 @@ def message_data(*, account_id: str, holder_name: str, language: str, kinds, cyc
 
 @lru_cache(maxsize=2)
 def _environment(html: bool) -> Environment:
+    # auto_reload off: templates do not change under a running task, and checking each one's
+    # file at every render (an os.stat per template and import) was a tenth of rendering.
     return Environment(loader=FileSystemLoader(str(MESSAGES_DIR)), autoescape=html,
-                       undefined=StrictUndefined, keep_trailing_newline=False)
+                       undefined=StrictUndefined, keep_trailing_newline=False, auto_reload=False)
 
 
 @lru_cache(maxsize=32)
