@@ -29,6 +29,7 @@ import io
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from datetime import date
 from itertools import chain
 
@@ -89,8 +90,8 @@ def _salted(digests: np.ndarray, lengths) -> np.ndarray:
 def digests_of(values: list[str]) -> np.ndarray:
     """The sorted, distinct digests of the values (built in chunks: bounded memory)."""
     parts = []
-    for i in range(0, len(values), 200_000):
-        chunk = values[i:i + 200_000]
+    for i in range(0, len(values), 50_000):
+        chunk = values[i:i + 50_000]
         lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
         ends = np.cumsum(lengths)
         total = int(ends[-1]) if len(ends) else 0
@@ -189,6 +190,22 @@ class KnownValues:
                 end = stop
         out.append(message[end:])
         return "".join(out)
+
+    @classmethod
+    def of_chunks(cls, chunks) -> KnownValues:
+        """Built from chunks of values, sorted once at the end (bounded memory)."""
+        parts, lengths = [], set()
+        for values in chunks:
+            values = [v for v in values if len(v) >= MIN_LENGTH]
+            parts.append(digests_of(values))
+            lengths.update(map(len, values))
+        known = cls()
+        if parts:
+            known.merge(_sorted_distinct(np.concatenate(parts)), lengths)
+        return known
+
+    def to_arrays(self) -> tuple[np.ndarray, list[int]]:
+        return self.digests, self.lengths.tolist()
 
     def to_row(self) -> dict:
         """The stored form (table pii_digests)."""
@@ -327,13 +344,16 @@ def extract_in_force(conn, cycle_date: date) -> date | None:
                         {"d": cycle_date}).scalar()
 
 
-def known_values(conn, extract_date: date) -> list[str]:
-    """The personal data of that extract: one query, values as they come (the digests remove
+def known_values(conn, extract_date: date, rows_per_chunk: int = 20_000) -> Iterator[list[str]]:
+    """The personal data of that extract, in chunks of rows (one streamed query: a 1 M-account
+    extract held whole as Python strings took 750 MB), values as they come (the digests remove
     the repeats)."""
-    rows = conn.execute(text(
-        "SELECT holder_name, service_address, email, mobile FROM extract_accounts"
-        " WHERE cycle_date = :d"), {"d": extract_date}).all()
-    return [v.strip() for v in chain.from_iterable(rows) if v]
+    query = text("SELECT holder_name, service_address, email, mobile FROM extract_accounts"
+                 " WHERE cycle_date = :d")  # options on the statement, not on the connection
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=rows_per_chunk),
+                          {"d": extract_date})
+    for rows in result.partitions(rows_per_chunk):
+        yield [v.strip() for v in chain.from_iterable(rows) if v]
 
 
 def register(values) -> int:
@@ -360,7 +380,7 @@ def prepare(engine: Engine, extract_date: date) -> int:
         fingerprint = _fingerprint(conn, extract_date)
         if fingerprint is None:  # no delivery recorded: nothing to key the digests by
             return 0
-        known = KnownValues(known_values(conn, extract_date))
+        known = KnownValues.of_chunks(known_values(conn, extract_date))
         conn.execute(text("DELETE FROM pii_digests WHERE cycle_date = :d"), {"d": extract_date})
         conn.execute(text("INSERT INTO pii_digests (cycle_date, fingerprint, value_count, lengths,"
                           " digests) VALUES (:d, :f, :value_count, :lengths, :digests)"),
@@ -392,7 +412,7 @@ def protect_task_logs(engine: Engine, cycle_date: date) -> int:
         with engine.connect() as conn:
             row = _stored(conn, extract, fingerprint) if fingerprint is not None else None
             if row is None:
-                register(known_values(conn, extract))
+                _FILTER.known.merge(*KnownValues.of_chunks(known_values(conn, extract)).to_arrays())
     if row is not None:
         _FILTER.known.merge(*KnownValues.from_row(*row))
     _LOADED.add(key)
