@@ -100,6 +100,10 @@ def test_each_rule_keeps_through_its_last_day_and_purges_the_day_after(book):
     assert letters == ["A2.pdf", "A3.pdf"]
     assert _rows(engine, "SELECT COUNT(*) FROM quarantine")[0][0] == 1
 
+    from arrears.audit import pii
+    for day in (D0, D, D2):  # the log masker's digests of each extract (the ingest task's)
+        assert pii.prepare(engine, day) > 0
+
     # 90 days: the raw row and A6 (never contacted, never reported).
     assert _purge(engine, outbox, date(2027, 2, 15)) == NOTHING
     # A dry run counts and changes nothing.
@@ -111,6 +115,8 @@ def test_each_rule_keeps_through_its_last_day_and_purges_the_day_after(book):
     assert raw.startswith("sha256:") and reason  # file, line and reason stay
     names = _names(engine)
     assert names["A6"].startswith("sha256:") and names["A7"] == "赵磊" and names["A2"] == "李娜"
+    # The digests of the extracts that held A6's data go with it (rebuilt on demand).
+    assert [str(d)[:10] for d, in _rows(engine, "SELECT cycle_date FROM pii_digests")] == [str(D2)]
     assert _purge(engine, outbox, date(2027, 2, 16)) == NOTHING  # idempotent
 
     # 3 years: D0's messages, then D's messages, letters and A7 (contacted on D).
