@@ -15,6 +15,7 @@ from arrears.db import sql
 from arrears.db.values import as_date, split_list
 from arrears.db.bulk import RowWriter
 from arrears.db.sqlfiles import run_script, spelled
+from arrears.db.stream import tuples
 from arrears.ingest.validate import parse_instalments
 from arrears.model import (SERVED_NOTICES, Account, CaseEvent, Decision, History, Notice, OpenBill,
                            Payment, SegmentFacts)
@@ -122,21 +123,20 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
         # Server-side cursors are planned for their first 10% of rows (nested loops); every row
         # is read here, so plan for all of them (hash joins).
         conn.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
-    stream = conn.execution_options(stream_results=True, yield_per=ACCOUNTS_PER_FETCH)
     arms = Arms(policy)  # with an [experiment], the challenger decides its share of the accounts
     recent = cycle_date - timedelta(days=max(max(p.contact_cap_days, p.contact_repeat_days)
                                              for p in arms.policies))
-    bills = AccountStream(stream.execute(sql("cycle/open_bills.sql", dialect), d))
-    events = AccountStream(stream.execute(sql("cycle/case_events.sql", dialect), d))
-    history = AccountStream(stream.execute(sql("cycle/history.sql", dialect), d))
-    notices = AccountStream(stream.execute(sql("cycle/pending_notices.sql", dialect), d))
-    replies = AccountStream(stream.execute(sql("cycle/reply_opt_outs.sql", dialect), d))
-    plan_payments = AccountStream(stream.execute(sql("cycle/plan_payments.sql", dialect), d))
+    bills = AccountStream(tuples(conn, sql("cycle/open_bills.sql", dialect), d))
+    events = AccountStream(tuples(conn, sql("cycle/case_events.sql", dialect), d))
+    history = AccountStream(tuples(conn, sql("cycle/history.sql", dialect), d))
+    notices = AccountStream(tuples(conn, sql("cycle/pending_notices.sql", dialect), d))
+    replies = AccountStream(tuples(conn, sql("cycle/reply_opt_outs.sql", dialect), d))
+    plan_payments = AccountStream(tuples(conn, sql("cycle/plan_payments.sql", dialect), d))
     since = cycle_date - timedelta(days=max(p.segments.lookback_days for p in arms.policies))
-    segments = AccountStream(stream.execute(sql("cycle/segment_history.sql", dialect),
-                                            {**d, "since": since}))
-    happened = AccountStream(stream.execute(sql("cycle/what_happened.sql", dialect),
-                                            {**d, "recent": recent}))
+    segments = AccountStream(tuples(conn, sql("cycle/segment_history.sql", dialect),
+                                          {**d, "since": since}))
+    happened = AccountStream(tuples(conn, sql("cycle/what_happened.sql", dialect),
+                                          {**d, "recent": recent}))
 
     dates: dict[tuple[date, int], date] = {}  # one calendar look-up per serving date and arm
 
@@ -149,7 +149,7 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
 
     earliest_for = {p.version: earliest_by(p.disconnection_notice_days) for p in arms.policies}
 
-    for row in stream.execute(sql("cycle/accounts.sql", dialect), d):
+    for row in tuples(conn, sql("cycle/accounts.sql", dialect), d, ACCOUNTS_PER_FETCH):
         aid = row[0]
         # An opt-out by reply stands whatever the extract says (CONTRACT §7).
         opt_out = split_list(row[8]) | {ch for _, ch in replies.take(aid)}

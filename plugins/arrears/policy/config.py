@@ -4,7 +4,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from arrears.channels.base import ChannelRule
@@ -65,10 +65,24 @@ class Policy:
     experiment: Experiment | None = None
 
     def slots_for(self, stage: str) -> tuple[tuple[str, ...], ...]:
-        return dict(self.channel_slots).get(stage, DEFAULT_SLOTS)
+        return self._slots.get(stage, DEFAULT_SLOTS)
 
     def rule(self, channel: str) -> ChannelRule:
-        return next(r for r in self.channel_rules if r.name == channel)
+        return self._rules[channel]
+
+    # Looked up per account and channel a million times a cycle: built once per policy.
+    @cached_property
+    def _slots(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        return dict(self.channel_slots)
+
+    @cached_property
+    def _rules(self) -> dict[str, ChannelRule]:
+        return {r.name: r for r in self.channel_rules}
+
+    @cached_property
+    def counted_channels(self) -> frozenset[str]:
+        """The channels that count toward the contact limits of CONTRACT §2."""
+        return frozenset(r.name for r in self.channel_rules if r.counts)
 
 
 @dataclass(frozen=True)

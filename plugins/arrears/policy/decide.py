@@ -46,18 +46,19 @@ def plan_channels(account: Account, holds: set[str], history: History, stage_ent
         reasons.append("no_messages:" + "+".join(sorted(holds & STOPS_MESSAGES)))
         return []
     cap_start = cycle_date - timedelta(days=policy.contact_cap_days - 1)
-    counted = {r.name for r in policy.channel_rules if r.counts}
+    counted = policy.counted_channels
     sent_in_cap = sum(1 for day, ch in history.messages
                       if cap_start <= day < cycle_date and ch in counted)
     channels: list[str] = []
     for slot in policy.slots_for(stage or history.previous_stage or "reminder"):
         channel = None
         for candidate in slot:
+            address = account.address(policy.rule(candidate).address_field)
             if candidate in account.opt_out:
                 reasons.append(f"{candidate}:opted_out")
-            elif not account.address(policy.rule(candidate).address_field):
+            elif not address:
                 reasons.append(f"{candidate}:contact_gap")
-            elif (candidate, account.address(policy.rule(candidate).address_field)) in history.contact_gaps:
+            elif (candidate, address) in history.contact_gaps:
                 # This address failed for good (SMTP 5xx, a gateway's permanent error): a gap,
                 # so the slot falls back, until the extract brings a different address.
                 reasons.append(f"{candidate}:contact_gap:permanent_failure")
