@@ -86,10 +86,35 @@ def airflow_home():
 
 
 @pytest.fixture(scope="session")
-def dagbag(airflow_home):
-    """Every DAG of dags/, parsed the way the dag-processor parses them."""
+def parsed_dags(airflow_home):
+    """Every DAG of dags/, parsed the way the dag-processor parses them (once per session), with
+    each Param's default as parsed."""
+    import copy
     from airflow.dag_processing.dagbag import DagBag
-    return DagBag(dag_folder=str(REPO / "dags"))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    defaults = [(param, copy.deepcopy(param.value))
+                for param in _params_of(bag)]
+    return bag, defaults
+
+
+def _params_of(bag):
+    for dag in bag.dags.values():
+        yield from dag.params.values()          # ParamsDict.values(): the Param objects
+        for task in dag.tasks:
+            yield from task.params.values()
+
+
+@pytest.fixture
+def dagbag(parsed_dags):
+    """The parsed DAGs with every Param back at its parsed default. Airflow's ``process_params``
+    resolves a run's conf INTO the DAG's shared Param objects, harmless in a task process of its
+    own but not across ``dag.test()`` calls in one process: one test's ``portfolio`` would
+    otherwise decide the next test's cycle."""
+    import copy
+    bag, defaults = parsed_dags
+    for param, value in defaults:
+        param.value = copy.deepcopy(value)
+    return bag
 
 
 @pytest.fixture
