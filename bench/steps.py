@@ -174,7 +174,7 @@ def decide(url: str, part: list | None = None) -> dict:
     calendar.earliest_disconnection(D, 7)  # load the holiday tables before the clock starts
     start = time.time()
     with Clock() as clock:
-        result = ds.decide_cycle(engine, CycleRun(D, run_id="bench"), policy, calendar, rng, replay=0)
+        result = ds.decide_cycle(engine, CycleRun(D, run_id="bench"), policy, calendar, rng)
     return {"rows": result.accounts, "seconds": clock.seconds, "by_stage": result.by_stage,
             "start": start, "end": time.time()}
 

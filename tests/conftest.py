@@ -23,7 +23,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ["ARREARS_TASK_RETRIES"] = "0"  # a failing task fails the test at once
 sys.path.insert(0, str(REPO / "plugins"))
 
-from databases import PG_URL  # noqa: E402
+from databases import PG_URL, connection_json  # noqa: E402
 
 
 def _pg_schema_url(schema: str) -> str:
@@ -118,17 +118,18 @@ def dagbag(parsed_dags):
 
 
 @pytest.fixture
+def twin_db_url(db_url, tmp_path):
+    """A second fresh database on ``db_url``'s backend: a world to compare the first with."""
+    folder = tmp_path / "twin-db"
+    folder.mkdir()
+    with _database("sqlite" if db_url.startswith("sqlite") else "postgresql", folder) as url:
+        yield url
+
+
+@pytest.fixture
 def collection_conn(db_url):
-    """The test's collection database as an ``AIRFLOW_CONN_ARREARS_DB`` JSON value (each
-    backend), the way an operator would set it."""
-    import json
-    from sqlalchemy.engine import make_url
-    if db_url.startswith("sqlite"):
-        return json.dumps({"conn_type": "sqlite", "host": make_url(db_url).database})
-    url = make_url(db_url)
-    return json.dumps({"conn_type": "postgres", "host": url.host, "port": url.port or 5432,
-                       "login": url.username, "schema": url.database,
-                       "extra": {k: v for k, v in url.query.items()}})
+    """The test's collection database as an ``AIRFLOW_CONN_ARREARS_DB`` JSON value."""
+    return connection_json(db_url)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Backfill semantics (CONTRACT §4) through the cycle's task functions, on both databases.
 
-A run whose run_type is backfill is a replay: decisions as of its date, marked replay, outputs
-say so, nothing queued or sent; `allow_contact` in the conf is the only way to change that, and
+A run whose run_type is backfill is a replay: decisions as of its date in storage of its own
+(replay_decisions, keyed by run id), outputs under <D>/replays/<run id>/ saying so, nothing
+queued or sent; `allow_contact` in the conf is the only way to change that, and
 it is audited. Catch-up after an outage: the first normal run after the missed days sends only
 what is due now, because the contact-limit history ignores replay decisions.
 
@@ -14,11 +15,12 @@ Accounts (residential, one bill each), normal run on Mon 16 Nov 2026, outage 17-
 """
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
 
-from cycle_steps import mails, replay_summary, rows, run_cycle, sms, summary, use_database
+from cycle_steps import mails, replay_folder, replay_summary, rows, run_cycle, sms, summary, use_database
 from factories import landing
 
 D = date(2026, 11, 16)
@@ -49,6 +51,13 @@ def decision(engine, day, account):
                         " account_id = :a", d=day, a=account)[0]
 
 
+def replayed(engine, day, account):
+    """(run id, actions) of every replay's decision of the account on ``day``."""
+    return rows(engine, "SELECT run_id, actions FROM replay_decisions WHERE cycle_date = :d AND"
+                        " account_id = :a ORDER BY run_id", d=day, a=account)
+
+
+
 def test_backfill_is_a_replay_and_catch_up_sends_only_what_is_due_now(cycle):
     engine, outbox = cycle
     run_cycle(D)
@@ -60,13 +69,16 @@ def test_backfill_is_a_replay_and_catch_up_sends_only_what_is_due_now(cycle):
         assert result["decide"]["replay"] is True
         assert result["queue"]["queued"] == 0 and result["dispatch"]["sent"] == 0
         assert replay_summary(outbox, day, "backfill")["replay"] is True
+        assert replay_summary(outbox, day, "backfill")["differences"] is None  # never ran for real
         assert not (outbox / day.isoformat() / "mail").exists()
         # Its files are in its own folder; the day's real folder has none of them.
         assert not (outbox / day.isoformat() / "cycle_summary.json").exists()
         assert not (outbox / day.isoformat() / "decisions.csv").exists()
     assert (mails(outbox), sms(outbox)) == sent_before             # nothing sent by the replays
-    # The replay decided R's reminder as of the 17th, without sending it.
-    assert decision(engine, OUTAGE[0], "R") == ("email;sms", 1)
+    # The replay decided R's reminder as of the 17th, without sending it, in its own storage.
+    assert replayed(engine, OUTAGE[0], "R") == [(f"backfill__{OUTAGE[0]}T00:30:00+00:00", "email;sms")]
+    assert rows(engine, "SELECT COUNT(*) FROM decisions WHERE cycle_date >= :a AND cycle_date <= :b",
+                a=OUTAGE[0], b=OUTAGE[-1]) == [(0,)]
     assert rows(engine, "SELECT COUNT(*) FROM outbox WHERE cycle_date >= :a AND cycle_date <= :b",
                 a=OUTAGE[0], b=OUTAGE[-1]) == [(0,)]
     assert rows(engine, "SELECT cycle_date, run_type, replay, allow_contact FROM cycle_runs"
@@ -108,6 +120,8 @@ def test_a_cleared_scheduled_run_that_comes_back_as_backfill_is_a_replay(cycle):
     run_id = f"scheduled__{day.isoformat()}T00:30:00+00:00"
     result = run_cycle(day, run_type="backfill", run_id=run_id)
     assert result["decide"]["replay"] is True and mails(outbox, day) == []
+    own = replay_folder(outbox, day, "backfill", run_id=run_id) / "cycle_summary.json"
+    assert json.loads(own.read_text())["run_id"] == run_id          # its folder is its run id's
     assert rows(engine, "SELECT run_id, run_type, replay FROM cycle_runs") == [(run_id, "backfill", 1)]
 
 
@@ -117,7 +131,8 @@ def test_a_dry_run_contacts_nobody_and_leaves_no_contact_history(cycle):
     assert mails(outbox) == [] and sms(outbox) == []
     assert replay_summary(outbox, D)["replay"] is True
     assert not (outbox / D.isoformat() / "cycle_summary.json").exists()
-    assert decision(engine, D, "M") == ("email;sms", 1)
+    assert replayed(engine, D, "M") == [(f"scheduled__{D}T00:30:00+00:00", "email;sms")]
+    assert rows(engine, "SELECT COUNT(*) FROM decisions") == [(0,)]
     run_cycle(D + timedelta(days=1))          # M's reminder was never sent: it goes out now
     assert decision(engine, D + timedelta(days=1), "M")[0] == "email;sms"
 
@@ -134,3 +149,22 @@ def test_run_conf_is_validated_by_the_dags_params(dagbag):
     ok = copy.deepcopy(dag.params)
     ok.update({"allow_contact": True, "dry_run": True, "portfolio": "default"})
     assert ok.validate()["dry_run"] is True
+
+
+def test_a_backfill_of_a_date_that_ran_leaves_its_record_and_files_as_they_were(cycle):
+    """CONTRACT §4: the replay's decisions, summary and report are its own; D's stay."""
+    from test_replays import REAL_TABLES, tree
+    engine, outbox = cycle
+    run_cycle(D)
+    files = tree(outbox / D.isoformat())
+
+    def real():
+        return {t: sorted(rows(engine, f"SELECT * FROM {t}")) for t in REAL_TABLES}
+    before = real()
+    run_cycle(D, run_type="backfill")
+    assert tree(outbox / D.isoformat()) == files and real() == before
+    own = replay_summary(outbox, D, "backfill")
+    assert own["replay"] is True and own["messages"]["sent"] == 0
+    # The same policy on the same record: the same decisions, so no difference at all.
+    assert own["differences"]["accounts_changed"] == 0
+    assert replayed(engine, D, "M") == [(f"backfill__{D}T00:30:00+00:00", "email;sms")]

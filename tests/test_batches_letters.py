@@ -226,17 +226,25 @@ def test_tasks_write_under_the_day_and_a_replay_is_marked_and_kept_apart(engine,
     assert normal["letters"] == 2 and normal["replay"] is False
     sent = files(outbox / D.isoformat() / "lawyer_letters")
 
+    # The replay decides D into its own storage, then its batches read those decisions.
+    from arrears.cycle.decide import decide_cycle
+    from arrears.cycle.run import CycleRun
+    from arrears.policy import load_policy
+    from arrears.policy.business_days import BusinessCalendar
+    run_id = _context("backfill")["dag_run"].run_id
+    decide_cycle(engine, CycleRun(D, run_id=run_id, run_type="backfill"), load_policy(),
+                 BusinessCalendar.for_policy(load_policy()))
     replay = tasks.lawyer_letters(_context("backfill"))
     assert replay["replay"] is True
-    replays = outbox / D.isoformat() / "replays" / "backfill__2026-11-16"   # its run id
-    replayed = replays / "lawyer_letters"
+    own = outbox / D.isoformat() / "replays" / run_id
+    replayed = own / "lawyer_letters"
     assert "replay" in (replayed / "REPLAY").read_text().lower()
     assert len(verify(replayed)) == 2
     assert files(outbox / D.isoformat() / "lawyer_letters") == sent   # the handed-over batch is untouched
     tasks.credit_report(_context("backfill"))
     tasks.agent_lists(_context("backfill"))
-    assert (replays / "credit_report" / "REPLAY").exists()
-    assert (replays / "call_list.csv").exists()
+    assert (own / "credit_report" / "REPLAY").exists()
+    assert (own / "call_list.csv").exists()
     assert not (outbox / D0.isoformat()).exists()
 
 

@@ -38,7 +38,7 @@ def test_parts_cover_every_account_once_and_decide_the_same(engine, tmp_path):
     assert all(a.hi == b.lo for a, b in zip(parts, parts[1:]))
     with engine.begin() as conn:  # what a part does not own must still be replaced by its owner
         conn.execute(text("UPDATE decisions SET stage = 'stale' WHERE cycle_date = :d"), {"d": D})
-    counts = [ds.decide_cycle(engine, CycleRun(D), POLICY, CALENDAR, part, replay=0).accounts
+    counts = [ds.decide_cycle(engine, CycleRun(D), POLICY, CALENDAR, part).accounts
               for part in reversed(parts)]
     assert sum(counts) == whole.accounts and max(counts) <= 70
     assert decisions(engine) == expected
@@ -51,9 +51,9 @@ def test_a_part_rerun_leaves_the_other_parts_alone(engine, tmp_path):
     ds.stage_bills(engine, D)
     first, second = ds.plan_parts(engine, D, size=3)
     assert (first.lo, first.hi, second.lo, second.hi) == ("", "A4", "A4", None)
-    ds.decide_cycle(engine, CycleRun(D, run_id="one"), POLICY, CALENDAR, first, replay=0)
-    ds.decide_cycle(engine, CycleRun(D, run_id="two"), POLICY, CALENDAR, second, replay=0)
-    ds.decide_cycle(engine, CycleRun(D, run_id="three"), POLICY, CALENDAR, first, replay=0)
+    ds.decide_cycle(engine, CycleRun(D, run_id="one"), POLICY, CALENDAR, first)
+    ds.decide_cycle(engine, CycleRun(D, run_id="two"), POLICY, CALENDAR, second)
+    ds.decide_cycle(engine, CycleRun(D, run_id="three"), POLICY, CALENDAR, first)
     with engine.connect() as conn:
         runs = dict(conn.execute(text("SELECT account_id, run_id FROM decisions")).all())
     assert runs == {"A1": "three", "A2": "three", "A3": "three",

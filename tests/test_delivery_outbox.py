@@ -57,11 +57,13 @@ def at(day: date, hh: int, mm: int = 0):
     return lambda: moment
 
 
-def decide_day(engine, tmp_path, day: date = D, run_type: str = "scheduled", bills=BILLS):
+def decide_day(engine, tmp_path, day: date = D, run_type: str = "scheduled", bills=BILLS,
+               allow_contact: bool = False):
     folder = landing(tmp_path / "landing" / day.isoformat(), ACCOUNTS, bills, [], EVENTS)
     ingest_delivery(engine, folder, day, TZ)
     decide_step.stage_bills(engine, day)
-    run = CycleRun(cycle_date=day, run_id=f"{run_type}__{day}", run_type=run_type)
+    run = CycleRun(cycle_date=day, run_id=f"{run_type}__{day}", run_type=run_type,
+                   allow_contact=allow_contact)
     decide_step.decide_cycle(engine, run, POLICY, BusinessCalendar())
     return run
 
@@ -249,7 +251,8 @@ def test_a_replay_queues_nothing(engine, tmp_path, servers):
     assert run.replay
     result = queue_messages(engine, run, POLICY, "power.example", at(D, 9)())
     assert result.replay and result.queued == 0 and outbox(engine) == {}
-    allowed = CycleRun(cycle_date=D, run_id="bf", run_type="backfill", allow_contact=True)
+    # With allow_contact the backfill decides the real record (not a replay) and queues it.
+    allowed = decide_day(engine, tmp_path, run_type="backfill", allow_contact=True)
     assert queue_messages(engine, allowed, POLICY, "power.example", at(D, 9)()).queued == 11
 
 

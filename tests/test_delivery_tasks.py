@@ -51,8 +51,8 @@ def test_a_replay_run_queues_and_sends_nothing_and_says_so(env, tmp_path):
         "replay": True, "queued": 0, "note": "replay: no message queued or sent"}
     assert tasks.dispatch_cycle(context("backfill"), clock=at(D, 9))["replay"] is True
     assert smtp.messages == [] and gateway.requests == []
-    # With allow_contact the backfill is not a replay: it queues and sends.
-    decide_day(engine, tmp_path, run_type="backfill")
+    # With allow_contact the backfill is not a replay: it decides the real record, queues, sends.
+    decide_day(engine, tmp_path, run_type="backfill", allow_contact=True)
     assert tasks.queue(context("backfill", allow_contact=True), clock=at(D, 9))["queued"] == 11
     assert tasks.dispatch_cycle(context("backfill", allow_contact=True), clock=at(D, 9))["sent"] == 9
 

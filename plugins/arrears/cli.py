@@ -22,22 +22,32 @@ def _date(text: str) -> date:
 
 
 def audit_account(args) -> int:
-    from arrears.audit.timeline import account_timeline
+    from arrears.audit.timeline import account_timeline, replay_timeline
     with _engine().connect() as conn:
         steps = account_timeline(conn, args.account_id)
-    if not steps:
+        replays = replay_timeline(conn, args.account_id)
+    if not steps and not replays:
         print(f"no audit entries for account {args.account_id} (check the id, or run the "
               "cycle's audit task for the dates you expect)", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps([s.__dict__ for s in steps], ensure_ascii=False, indent=2))
+        print(json.dumps({"steps": [s.__dict__ for s in steps],
+                          "replays": [s.__dict__ for s in replays]}, ensure_ascii=False, indent=2))
         return 0
     print(f"account {args.account_id}: {len(steps)} audit entries")
+    _print_steps(steps)
+    if replays:
+        print(f"\nreplays (recomputed by backfills and dry runs; nothing of it happened): "
+              f"{len(replays)} entries")
+        _print_steps(replays)
+    return 0
+
+
+def _print_steps(steps) -> None:
     for s in steps:
         print(f"{s.cycle_date}  #{s.seq:<6} {s.kind:<19} {s.what}")
         print(f"{'':12}  rule: {s.rule}")
         print(f"{'':12}  by {s.run_id} / {s.task_id} / try {s.try_number}")
-    return 0
 
 
 def audit_verify(args) -> int:

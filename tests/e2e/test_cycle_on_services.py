@@ -1,5 +1,7 @@
 """The collection cycle on real services: a scheduled-style run, then `airflow backfill create` over
-past dates; the backfilled days are replays (decisions and outputs marked, no message sent).
+past dates; the backfilled days are replays (their own decisions and outputs, no message sent).
+Then a backfill that reprocesses the date that ran: its files and rows stay byte for byte, the
+replay's go to its own storage and folder.
 
 Runs against the scheduler, dag-processor, triggerer, api-server and a Celery worker started by
 the `services` fixture (PostgreSQL metadata, Redis broker, PostgreSQL collection database).
@@ -37,8 +39,39 @@ def sent_messages(outbox) -> dict[str, int]:
     return {"eml": len(list(outbox.rglob("*.eml"))), "sms": sms}
 
 
-def summary(outbox, day: date) -> dict:
-    return json.loads((outbox / day.isoformat() / "cycle_summary.json").read_text())
+def summary(outbox, day: date, replay_run: str = "") -> dict:
+    folder = outbox / day.isoformat()
+    if replay_run:
+        folder = folder / "replays" / replay_run
+    return json.loads((folder / "cycle_summary.json").read_text())
+
+
+def tree(folder) -> dict[str, str]:
+    """sha256 of every file under ``folder``, the replays' own folder left out."""
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.relative_to(folder).parts[0] != "replays"}
+
+
+# The real record of a date, which a replay must leave as it was.
+REAL = ("decisions", "decision_actions", "decision_bills", "outbox", "staged_bills",
+        "extract_accounts", "deliveries", "notice_service", "disconnection_notices",
+        "disconnection_proposals")
+
+
+def real_rows(url: str, run_id: str) -> dict:
+    """Every row of the real record, and the real run's own cycle_runs row."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = {t: sorted(tuple(str(v) for v in r) for r in conn.execute(text(
+                f"SELECT * FROM {t}"))) for t in REAL}
+            found["the run"] = [tuple(r) for r in conn.execute(text(
+                "SELECT * FROM cycle_runs WHERE run_id = :r"), {"r": run_id})]
+            return found
+    finally:
+        engine.dispose()
 
 
 def test_scheduled_run_then_backfill_replays(services):
@@ -94,12 +127,13 @@ def test_scheduled_run_then_backfill_replays(services):
     runs = svc.wait("the backfill runs", backfill_runs, timeout=420, every=5)
     assert all(r["state"] == "success" for r in runs), svc.run_report()
     assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in backfill]
+    run_of = {date.fromisoformat(r["logical_date"][:10]): r["dag_run_id"] for r in runs}
 
-    # Replays: outputs say so, nothing was sent, and the database records the runs as replays.
-    for past in backfill:   # each in its run's own folder, <outbox>/<D>/replays/<run id>/
-        replays = sorted((svc.outbox / past.isoformat() / "replays").glob("*/cycle_summary.json"))
-        assert len(replays) == 1 and replays[0].parent.name in {r["dag_run_id"] for r in runs}
-        assert json.loads(replays[0].read_text())["replay"] is True
+    # Replays: outputs say so (in their own folder), nothing was sent, and the database records
+    # the runs as replays and their decisions in storage of their own.
+    for past in backfill:
+        assert summary(svc.outbox, past, run_of[past])["replay"] is True
+        assert summary(svc.outbox, past, run_of[past])["differences"] is None  # never ran for real
         assert not (svc.outbox / past.isoformat() / "cycle_summary.json").exists()
         assert not (svc.outbox / past.isoformat() / "mail").exists()
         assert not (svc.outbox / past.isoformat() / "sms.jsonl").exists()
@@ -110,13 +144,36 @@ def test_scheduled_run_then_backfill_replays(services):
             recorded = conn.execute(text(
                 "SELECT cycle_date, run_type, replay, allow_contact FROM cycle_runs"
                 " ORDER BY cycle_date")).all()
+            real = dict(conn.execute(text(
+                "SELECT cycle_date, MAX(replay) FROM decisions GROUP BY cycle_date")).all())
             replayed = dict(conn.execute(text(
-                "SELECT cycle_date, MIN(replay) FROM decisions GROUP BY cycle_date")).all())
+                "SELECT cycle_date, MIN(run_id) FROM replay_decisions GROUP BY cycle_date")).all())
     finally:
         engine.dispose()
     by_date = {row[0]: row[1:] for row in recorded}
     for past in backfill:
         assert by_date[past] == ("backfill", 1, 0)
-        assert replayed[past] == 1
+        assert replayed[past] == run_of[past] and past not in real
     assert by_date[day] == (run["run_type"], 0, 0)
-    assert replayed[day] == 0
+    assert real == {day: 0}
+
+    # A backfill that reprocesses the date that ran: a replay of it, apart from what happened.
+    files, rows = tree(svc.outbox / day.isoformat()), real_rows(svc.data_url, run["dag_run_id"])
+    svc.airflow("backfill", "create", "--dag-id", DAG_ID,
+                "--from-date", f"{day}T00:00:00+08:00", "--to-date", f"{day}T23:59:59+08:00",
+                "--reprocess-behavior", "completed")
+
+    def replay_of_day():
+        _, found = svc.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=50")
+        mine = [r for r in found["dag_runs"] if r["logical_date"][:10] == day.isoformat()]
+        return mine[0] if mine and mine[0]["state"] in ("success", "failed") else None
+    again = svc.wait("the backfill of the date that ran", replay_of_day, timeout=420, every=5)
+    assert again["state"] == "success", svc.run_report()
+    assert tree(svc.outbox / day.isoformat()) == files            # every real file, byte for byte
+    assert real_rows(svc.data_url, run["dag_run_id"]) == rows     # every real row
+    own = summary(svc.outbox, day, again["dag_run_id"])
+    assert own["replay"] is True and own["messages"]["sent"] == 0
+    assert own["differences"]["accounts_changed"] == 0             # same policy, same record
+    report = (svc.outbox / day.isoformat() / "replays" / again["dag_run_id"] / "cycle_report.html")
+    assert report.read_text().index("REPLAY") < report.read_text().index("<h1>")
+    assert sent_messages(svc.outbox) == before

@@ -20,7 +20,8 @@ from arrears.audit.pii import mask_text
 from arrears.audit.trail import Entry, canonical
 from arrears.db.values import as_date
 from arrears.cycle.run import CycleRun
-from arrears.outbox_files import REPLAYS, run_folder
+from arrears.outbox_files import run_folder
+from arrears.records.decided import Decided
 
 # Messages change state after their cycle date (deferred to the next window, retried): look back.
 MESSAGE_LOOKBACK_DAYS = 7
@@ -40,19 +41,28 @@ def _digest(payload: dict) -> str:
     return hashlib.sha256(canonical(payload).encode("utf-8")).hexdigest()[:16]
 
 
+def replay_prefix(run: CycleRun) -> str:
+    """Where a replay's own entries are keyed: never a key of what happened on D."""
+    return f"replay/{run.cycle_date}/{run.run_id}/"
+
+
 def decision_entries(conn: Connection, run: CycleRun, decide_try: int = 0) -> Iterator[Entry]:
     """One entry per decision of D: stage, reason codes, policy version and the inputs that
-    drove it (DPD, outstanding, late fee per bill, holds)."""
+    drove it (DPD, outstanding, late fee per bill, holds). A replay's are its own decisions,
+    under its own keys."""
+    decided = Decided.of(run)
+    prefix = replay_prefix(run) if run.replay else ""
     bills: dict[str, list] = {}
     for account, bill, days, fee in conn.execute(text(
-            "SELECT account_id, bill_id, days_overdue, late_fee_fen FROM decision_bills"
-            " WHERE cycle_date = :d ORDER BY account_id, bill_id"), {"d": run.cycle_date}):
+            "SELECT account_id, bill_id, days_overdue, late_fee_fen"
+            f" FROM {decided.table('decision_bills')} b"
+            " WHERE cycle_date = :d ORDER BY account_id, bill_id"), decided.params()):
         bills.setdefault(account, []).append({"bill_id": bill, "days_overdue": days,
                                               "late_fee_fen": fee})
     rows = conn.execute(text(
         "SELECT account_id, stage, stage_entered_on, dpd, outstanding_fen, late_fee_fen, actions,"
         " holds, message_kinds, reasons, policy_version, replay, run_id, segment, late_fee_waived"
-        " FROM decisions WHERE cycle_date = :d"), {"d": run.cycle_date}).all()
+        f" FROM {decided.table('decisions')} d WHERE cycle_date = :d"), decided.params()).all()
     for (account, stage, entered, dpd, outstanding, fee, actions, holds, kinds, reasons,
          version, replay, run_id, segment, waived) in sorted(rows, key=lambda r: r[0]):
         payload = {
@@ -62,7 +72,8 @@ def decision_entries(conn: Connection, run: CycleRun, decide_try: int = 0) -> It
             "policy_version": version, "replay": bool(replay), "bills": bills.get(account, []),
             "segment": segment, "late_fee_waived": bool(waived),
         }
-        yield Entry(key=f"decision/{run.cycle_date}/{account}/{_digest(payload)}", kind="decision",
+        yield Entry(key=f"{prefix}decision/{run.cycle_date}/{account}/{_digest(payload)}",
+                    kind="decision",
                     account_id=account, cycle_date=run.cycle_date, payload=payload,
                     run_id=run_id or run.run_id, task_id="decide",
                     try_number=decide_try if (run_id or run.run_id) == run.run_id else 0)
@@ -96,9 +107,10 @@ def _read_manifest(path) -> list[dict[str, str]]:
 
 def batch_entries(outbox, run: CycleRun) -> Iterator[Entry]:
     """The run's batch files as their manifests list them (a batch without manifest is not
-    complete, so it is not recorded yet), plus the manifest itself: a real run's in
-    ``<outbox>/<D>/``, a replay's in its own folder (arrears.outbox_files.run_folder)."""
-    folder, replay = run_folder(outbox, run), run.replay
+    complete, so it is not recorded yet), plus the manifest itself: the day's, or a replay's
+    own (under its folder and its own keys)."""
+    replay = run.replay
+    folder = run_folder(outbox, run)  # a replay's own (arrears.outbox_files)
     for batch in BATCHES:
         manifest = folder / batch / "manifest.csv"
         if not manifest.is_file():
@@ -106,10 +118,11 @@ def batch_entries(outbox, run: CycleRun) -> Iterator[Entry]:
         data = manifest.read_bytes()
         manifest_sha = hashlib.sha256(data).hexdigest()
         rows = _read_manifest(manifest)
-        prefix = f"{run.cycle_date}/{f'{REPLAYS}/{run.run_id}/' if replay else ''}{batch}"
+        own = replay_prefix(run) if replay else ""
+        prefix = f"{run.cycle_date}/{batch}"
         # Written by this run's task of the batch's name (a file already recorded by an
         # earlier run has the same key); its try number is not in the manifest: 0.
-        yield Entry(key=f"batch_file/{prefix}/manifest.csv/{manifest_sha}", kind="batch_file",
+        yield Entry(key=f"{own}batch_file/{prefix}/manifest.csv/{manifest_sha}", kind="batch_file",
                     cycle_date=run.cycle_date, run_id=run.run_id, task_id=batch,
                     try_number=0,
                     payload={"batch": batch, "file": "manifest.csv", "sha256": manifest_sha,
@@ -123,7 +136,7 @@ def batch_entries(outbox, run: CycleRun) -> Iterator[Entry]:
             for amount in ("outstanding", "late_fee"):
                 if row.get(amount):
                     payload[amount] = row[amount]
-            yield Entry(key=f"batch_file/{prefix}/{file_name}/{row.get('account_id', '')}/"
+            yield Entry(key=f"{own}batch_file/{prefix}/{file_name}/{row.get('account_id', '')}/"
                             f"{sha or manifest_sha}",
                         kind="batch_file", account_id=row.get("account_id", ""),
                         cycle_date=run.cycle_date, run_id=run.run_id, task_id=batch,
@@ -237,9 +250,29 @@ def run_entries(conn: Connection, run: CycleRun) -> Iterator[Entry]:
                              "allow_contact": bool(allow_contact), "started_at": started})
 
 
+def replay_run_entry(conn: Connection, run: CycleRun) -> Iterator[Entry]:
+    """The replay's own run, keyed as run_entries keys a replay (cycle_runs keeps the row of a
+    real run that a backfill reprocessed under the same run id: the entry comes from the run)."""
+    started = conn.execute(text("SELECT started_at FROM cycle_runs WHERE run_id = :r AND replay = 1"),
+                           {"r": run.run_id}).scalar() or ""
+    yield Entry(key=f"cycle/{run.cycle_date}/{run.run_id}/{run.run_type}/replay_1", kind="cycle",
+                cycle_date=run.cycle_date, run_id=run.run_id, task_id="decide",
+                payload={"event": "cycle_run", "run_type": run.run_type, "replay": True,
+                         "allow_contact": bool(run.allow_contact), "started_at": started})
+
+
 def collect(conn: Connection, run: CycleRun, outbox, decide_try: int = 0
             ) -> tuple[list[Entry], dict[str, str]]:
-    """Every entry the sweep would record for D, and per source whether it was swept or why not."""
+    """Every entry the sweep would record for D, and per source whether it was swept or why not.
+    A replay records only its own entries (its run, its decisions, its batch files), under
+    keys of its own: the entries of what happened on D stay as they were."""
+    if run.replay:
+        found = [*replay_run_entry(conn, run), *decision_entries(conn, run, decide_try),
+                 *batch_entries(outbox, run)]
+        note = "not swept by a replay (what happened on D is the real runs' to record)"
+        return found, {"replay": f"own entries under {replay_prefix(run)}", "decisions": "swept",
+                       "batches": "swept", "quarantine": note, "messages": note,
+                       "disconnection": note}
     tables = set(inspect(conn).get_table_names())
     found: list[Entry] = []
     sources: dict[str, str] = {}

@@ -1,4 +1,8 @@
-"""What auditors read: an account's timeline and a cycle's summary, from the audit trail only."""
+"""What auditors read: an account's timeline and a cycle's summary, from the audit trail only.
+
+What happened and what replays recomputed are kept apart: a replay (backfill, dry run) records
+its own decisions and batch files under keys of its own (``replay/<D>/<run id>/…``), and the
+timeline shows them in a section of their own, never mixed with what happened."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +24,12 @@ class Step:
     run_id: str
     task_id: str
     try_number: int
+    replay: bool = False   # recomputed by a replay run: nothing in it happened
+
+
+def is_replay(entry: trail.Recorded) -> bool:
+    """An entry a replay recorded about itself (older replays marked their payload only)."""
+    return entry.entry_key.startswith("replay/") or bool(entry.payload.get("replay"))
 
 
 def _fen(value) -> str:
@@ -99,11 +109,22 @@ def describe(entry: trail.Recorded) -> tuple[str, str]:
 def step_of(entry: trail.Recorded) -> Step:
     what, rule = describe(entry)
     return Step(entry.seq, entry.cycle_date.isoformat() if entry.cycle_date else "", entry.kind,
-                what, rule, entry.run_id, entry.task_id, entry.try_number)
+                what, rule, entry.run_id, entry.task_id, entry.try_number, is_replay(entry))
 
 
 def account_timeline(conn: Connection, account_id: str) -> list[Step]:
-    """Every entry about the account, by cycle date, then in the order they were recorded."""
+    """What happened to the account, by cycle date, then in the order it was recorded."""
+    return [s for s in _steps(conn, account_id) if not s.replay]
+
+
+def replay_timeline(conn: Connection, account_id: str) -> list[Step]:
+    """What replays recomputed for the account (nothing of it was sent or served), by cycle
+    date, run, then in the order recorded: the auditors' page shows it in its own section."""
+    return sorted((s for s in _steps(conn, account_id) if s.replay),
+                  key=lambda s: (s.cycle_date, s.run_id, s.seq))
+
+
+def _steps(conn: Connection, account_id: str) -> list[Step]:
     steps = [step_of(e) for e in trail.entries(conn, account_id=account_id)]
     return sorted(steps, key=lambda s: (s.cycle_date, s.seq))
 
@@ -115,10 +136,13 @@ def cycle_summary(conn: Connection, cycle_date: date) -> dict:
     outcomes: dict[str, int] = {}
     runs: set[str] = set()
     labels: dict[str, str] = {}
+    replayed: dict[str, int] = {}   # replay run -> its decisions (kept apart from what happened)
     for e in entries:
         by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
         runs.add(e.run_id)
-        if e.kind == "decision":
+        if e.kind == "decision" and is_replay(e):
+            replayed[e.run_id] = replayed.get(e.run_id, 0) + 1
+        elif e.kind == "decision":
             stages[e.payload.get("stage")] = stages.get(e.payload.get("stage"), 0) + 1
         if e.kind == "cycle" and e.payload.get("event") == "cycle_run":
             labels[e.run_id] = (f"{e.run_id} ({e.payload.get('run_type')}"
@@ -127,4 +151,6 @@ def cycle_summary(conn: Connection, cycle_date: date) -> dict:
             key = f"{e.payload.get('channel')}:{e.payload.get('outcome')}"
             outcomes[key] = outcomes.get(key, 0) + 1
     return {"cycle_date": cycle_date.isoformat(), "entries": len(entries), "by_kind": by_kind,
-            "decisions_by_stage": stages, "messages": outcomes, "runs": sorted(labels.get(r, r) for r in runs if r)}
+            "decisions_by_stage": stages, "messages": outcomes,
+            "runs": sorted(labels.get(r, r) for r in runs if r),
+            "replays": {"decisions_by_run": dict(sorted(replayed.items()))}}

@@ -104,10 +104,11 @@ def log_link(kind: str, run_id: str, task_id: str, try_number: int) -> str:
     return link + (f"?try_number={try_number}" if try_number else "")
 
 
-def timeline_json(account_id: str) -> list[dict]:
-    from arrears.audit.timeline import account_timeline
+def timeline_json(account_id: str, replays: bool = False) -> list[dict]:
+    """What happened to the account, or (``replays``) what replay runs recomputed for it."""
+    from arrears.audit.timeline import account_timeline, replay_timeline
     with _engine().connect() as conn:
-        steps = account_timeline(conn, account_id)
+        steps = (replay_timeline if replays else account_timeline)(conn, account_id)
     return [{**s.__dict__, "log_url": log_link(s.kind, s.run_id, s.task_id, s.try_number)}
             for s in steps]
 
@@ -125,14 +126,16 @@ async def page(request: Request, account: str = ""):
                             status_code=403)
     account = account.strip()
     steps = timeline_json(account) if account else []
+    replays = timeline_json(account, replays=True) if account else []
     html = _templates.get_template("auditor_page.html").render(
-        account=account, steps=steps, user=user.get_name(), prefix=URL_PREFIX)
+        account=account, steps=steps, replays=replays, user=user.get_name(), prefix=URL_PREFIX)
     return HTMLResponse(html)
 
 
 @app.get("/api/accounts/{account_id}")
 async def account_api(account_id: str, user=Depends(auditor)):
-    return JSONResponse({"account_id": account_id, "steps": timeline_json(account_id)})
+    return JSONResponse({"account_id": account_id, "steps": timeline_json(account_id),
+                         "replays": timeline_json(account_id, replays=True)})
 
 
 @app.get("/api/verify")

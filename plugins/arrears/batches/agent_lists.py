@@ -18,7 +18,7 @@ from arrears.batches.letters import amount
 from arrears.outbox_files import write_file
 from arrears.db.values import as_date, split_list
 from arrears.spreadsheet import csv_bytes
-from arrears.db import sql
+from arrears.records.decided import Decided
 from arrears.model import HOLDS, SERVED_NOTICES
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
@@ -79,10 +79,11 @@ def hints(cycle_date: date, account_id: str, language: str, protections: frozens
 
 
 def _rows(engine: Engine, cycle_date: date, action: str, plans: dict[str, PlanStatus],
-          policy: Policy):
+          policy: Policy, decided: Decided | None = None):
+    decided = decided or Decided(cycle_date)
     with engine.connect() as conn:
-        rows = conn.execute(sql("batches/agent_list.sql", conn.dialect.name),
-                            {"d": cycle_date, "action": action}).all()
+        rows = conn.execute(decided.sql("batches/agent_list.sql", conn.dialect.name),
+                            decided.params(action=action)).all()
     # Priority: the segments in the policy's call_priority order, then the larger outstanding.
     rows.sort(key=lambda r: call_rank(r[15], r[8], r[0], policy))
     for (aid, holder, mobile, address, language, protections, stage, dpd, outstanding, fee,
@@ -116,14 +117,14 @@ class AgentLists:
 
 
 def write_agent_lists(engine: Engine, day_folder, cycle_date: date,
-                      policy: Policy | None = None) -> AgentLists:
+                      policy: Policy | None = None, decided: Decided | None = None) -> AgentLists:
     policy = policy or load_policy()
     with engine.connect() as conn:
         plans = plan_statuses(conn, cycle_date, policy)
     calls = [[r[c] if c != "script_hints" else r["hints"] for c in CALL_COLUMNS]
-             for r in _rows(engine, cycle_date, "call_list", plans, policy)]
+             for r in _rows(engine, cycle_date, "call_list", plans, policy, decided)]
     visits = [[r[c] if c != "visit_hints" else r["hints"] for c in VISIT_COLUMNS]
-              for r in _rows(engine, cycle_date, "field_visit", plans, policy)]
+              for r in _rows(engine, cycle_date, "field_visit", plans, policy, decided)]
     day_folder.mkdir(parents=True, exist_ok=True)
     write_file(day_folder / "call_list.csv", csv_bytes(CALL_COLUMNS, calls))
     write_file(day_folder / "field_visits.csv", csv_bytes(VISIT_COLUMNS, visits))

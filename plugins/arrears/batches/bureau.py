@@ -25,9 +25,9 @@ from sqlalchemy import Engine, text
 from arrears.batches.store import MANIFEST, BatchFolder
 from arrears.outbox_files import as_storage_path, sha256
 from arrears.spreadsheet import csv_bytes
-from arrears.db import sql
 from arrears.money import format_fen
 from arrears.paths import INCLUDE
+from arrears.records.decided import Decided
 from arrears.settings import get_variable
 from arrears.utility import identity
 
@@ -278,12 +278,15 @@ def verify_manifest(folder, file_name: str, data: bytes, parsed: BureauFile, lay
 DISPUTED = "XB"  # the compliance condition of an account under an open objection (Metro 2)
 
 
-def report_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset()) -> list[dict]:
-    """D's credit-report records; ``disputed``: accounts under an open bureau objection."""
+def report_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset(),
+                    decided: Decided | None = None) -> list[dict]:
+    """D's credit-report records; ``disputed``: accounts under an open bureau objection;
+    ``decided``: whose decisions (the real ones unless a replay's)."""
     from arrears.db.values import as_date
+    decided = decided or Decided(cycle_date)
     with engine.connect() as conn:
-        rows = conn.execute(sql("batches/credit_report.sql", conn.dialect.name),
-                            {"d": cycle_date}).all()
+        rows = conn.execute(decided.sql("batches/credit_report.sql", conn.dialect.name),
+                            decided.params()).all()
     from arrears.db.values import split_list
     from arrears.policy.holds import STOPS_ESCALATION
     out = []
@@ -312,14 +315,16 @@ def _disputed(engine: Engine, cycle_date: date) -> set[str]:
         return {o.account_id for o in open_objections(conn, cycle_date, load_policy())}
 
 
-def paid_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset()) -> list[dict]:
+def paid_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozenset(),
+                  decided: Decided | None = None) -> list[dict]:
     """Accounts reported before and paid in full since (CONTRACT §8): a zero-balance "paid"
     record in the first file of a later calendar month than their last report."""
     from arrears.db.values import as_date
     out = []
+    decided = decided or Decided(cycle_date)
     with engine.connect() as conn:
-        for aid, last in conn.execute(sql("batches/paid_after_report.sql", conn.dialect.name),
-                                      {"d": cycle_date}).all():
+        for aid, last in conn.execute(decided.sql("batches/paid_after_report.sql", conn.dialect.name),
+                                      decided.params()).all():
             last = as_date(last)
             if (last.year, last.month) >= (cycle_date.year, cycle_date.month):
                 continue  # the month's file already carried it: the next month's reports it paid
@@ -335,7 +340,8 @@ def paid_accounts(engine: Engine, cycle_date: date, disputed: set[str] = frozens
 
 
 def without_expired_negative_info(engine: Engine, accounts: list[dict], cycle_date: date,
-                                  as_of: date | None = None) -> list[dict]:
+                                  as_of: date | None = None, decided: Decided | None = None
+                                  ) -> list[dict]:
     """Leave out the records whose default ended more than the policy's negative-credit period
     (5 years, CONTRACT §9) before ``as_of`` (today in the utility's time zone, never before D):
     a replay of a past date must not hand the bureau negative information it may no longer hold."""
@@ -347,9 +353,10 @@ def without_expired_negative_info(engine: Engine, accounts: list[dict], cycle_da
     if as_of is None:
         tz = ZoneInfo(get_variable("arrears_timezone") or DEFAULT_TIMEZONE)
         as_of = max(cycle_date, datetime.now(tz).date())
+    decided = decided or Decided(cycle_date)
     with engine.connect() as conn:
         ended = {a: as_date(d) for a, d in conn.execute(
-            sql("batches/default_ended.sql", conn.dialect.name), {"d": cycle_date}).all()}
+            decided.sql("batches/default_ended.sql", conn.dialect.name), decided.params()).all()}
     if not ended:
         return accounts
     rules = load_retention()
@@ -370,14 +377,17 @@ class ReportBatch:
 
 
 def write_credit_report(engine: Engine, day_folder, cycle_date: date, replay: bool = False,
-                        layout: Layout | None = None, as_of: date | None = None) -> ReportBatch:
+                        layout: Layout | None = None, as_of: date | None = None,
+                        decided: Decided | None = None) -> ReportBatch:
     """``<day_folder>/credit_report/``: the bureau file and its manifest, published whole."""
     layout = layout or load_layout()
+    decided = decided or Decided(cycle_date)
+    replay = replay or decided.replay
     disputed = _disputed(engine, cycle_date)
-    accounts = report_accounts(engine, cycle_date, disputed)
-    paid = paid_accounts(engine, cycle_date, disputed)
+    accounts = report_accounts(engine, cycle_date, disputed, decided)
+    paid = paid_accounts(engine, cycle_date, disputed, decided)
     accounts = sorted(accounts + paid, key=lambda a: a["account_id"].encode())
-    accounts = without_expired_negative_info(engine, accounts, cycle_date, as_of)
+    accounts = without_expired_negative_info(engine, accounts, cycle_date, as_of, decided)
     data = build_file(cycle_date, accounts, layout)
     verify(data, layout)  # never hand over a file our own reader rejects
     name = layout.name_for(cycle_date)

@@ -30,6 +30,7 @@ from markupsafe import Markup, escape
 
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
+from arrears.records.decided import Decided
 from arrears.utility import identity
 
 if TYPE_CHECKING:
@@ -272,16 +273,17 @@ def render_chunk(letters: list[Letter]) -> list[bytes]:
     return [render_letter(letter) for letter in letters]
 
 
-def iter_letters(conn: Connection, cycle_date: date) -> Iterator[Letter]:
-    """D's letters in account order, streamed."""
+def iter_letters(conn: Connection, cycle_date: date, decided: Decided | None = None
+                 ) -> Iterator[Letter]:
+    """D's letters in account order, streamed (``decided``: whose decisions; the real ones)."""
     from arrears.db.values import as_date
     from arrears.cycle.grouping import AccountStream
-    from arrears.db import sql
     dialect = conn.dialect.name
-    d = {"d": cycle_date}
-    bills = AccountStream(conn.execute(sql("batches/letter_bills.sql", dialect), d))
+    decided = decided or Decided(cycle_date)
+    d = decided.params()
+    bills = AccountStream(conn.execute(decided.sql("batches/letter_bills.sql", dialect), d))
     for aid, holder, address, language, dpd, outstanding, fee, waived in conn.execute(
-            sql("batches/letter_accounts.sql", dialect), d).all():
+            decided.sql("batches/letter_accounts.sql", dialect), d).all():
         rows = tuple(LetterBill(p, o, as_date(due), days, f)
                      for _, p, o, due, days, f in bills.take(aid))
         yield Letter(cycle_date, aid, holder, address or "", language or "zh-CN", dpd,
@@ -347,7 +349,7 @@ class LetterBatch:
 
 
 def write_lawyer_letters(engine: Engine, day_folder, cycle_date: date, replay: bool = False,
-                         workers: int | None = None) -> LetterBatch:
+                         workers: int | None = None, decided: Decided | None = None) -> LetterBatch:
     """Render D's letters into ``<day_folder>/lawyer_letters/`` and publish the batch whole."""
     import time
 
@@ -356,7 +358,7 @@ def write_lawyer_letters(engine: Engine, day_folder, cycle_date: date, replay: b
     started = time.monotonic()
     register_cjk_font()  # fail before anything is staged when the font is missing
     with engine.connect() as conn:
-        letters = list(iter_letters(conn, cycle_date))
+        letters = list(iter_letters(conn, cycle_date, decided))
     manifest_rows = []
     with BatchFolder(day_folder, "lawyer_letters", replay, cycle_date) as batch:
         for n, (letter, pdf) in enumerate(rendered(letters, workers), start=1):

@@ -24,6 +24,7 @@ from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
 from arrears.paths import SQL_DIR
 from arrears.policy.experiment import Arms
+from arrears.records.decided import DECIDED_TABLES
 
 log = logging.getLogger(__name__)
 ACCOUNTS_PER_FETCH = 5000
@@ -53,6 +54,13 @@ def stage_bills(engine: Engine, cycle_date: date) -> int:
             conn.execute(text("ANALYZE staged_payments"))  # the decisions' queries plan on it
         return conn.execute(text("SELECT COUNT(*) FROM extract_bills WHERE cycle_date = :d"),
                             {"d": cycle_date}).scalar_one()
+
+
+def staged(engine: Engine, cycle_date: date) -> bool:
+    """Whether D's bills are staged (a replay of a date that ran decides from them as they are)."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM staged_dates WHERE cycle_date = :d"),
+                            {"d": cycle_date}).first() is not None
 
 
 NO_FACTS = SegmentFacts()
@@ -184,14 +192,6 @@ _IN_PART = ("cycle_date = :d AND account_id >= :lo COLLATE BINARY"
             " AND (CAST(:hi AS TEXT) IS NULL OR account_id < :hi COLLATE BINARY)")
 
 
-def replay_flag(conn: Connection, run: CycleRun) -> int:
-    """A replay's rows are marked replay unless a normal run already decided D."""
-    normal_exists = conn.execute(text(
-        "SELECT COUNT(*) FROM decisions WHERE cycle_date = :d AND replay = 0"),
-        {"d": run.cycle_date}).scalar_one()
-    return int(run.replay and not normal_exists)
-
-
 def plan_parts(engine: Engine, cycle_date: date, size: int = PART_SIZE) -> list[AccountRange]:
     """Split D's accounts into parts of about ``size`` accounts, for mapped decide tasks."""
     with engine.connect() as conn:
@@ -202,36 +202,39 @@ def plan_parts(engine: Engine, cycle_date: date, size: int = PART_SIZE) -> list[
 
 
 def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: BusinessCalendar,
-                 part: AccountRange = EVERY_ACCOUNT, replay: int | None = None) -> DecideResult:
-    """Replace D's decisions (of the accounts in ``part``). ``replay`` comes from the plan when
-    parts run as separate tasks; by default it is worked out here (see replay_flag)."""
+                 part: AccountRange = EVERY_ACCOUNT) -> DecideResult:
+    """Replace this run's decisions of D (of the accounts in ``part``): the real record, or for
+    a replay its own rows keyed by its run id, which never touch the real record
+    (arrears.records.decided)."""
     result = DecideResult()
-    where = {"d": run.cycle_date, **part.params()}
+    where = {"d": run.cycle_date, "run_id": run.run_id, **part.params()}
     dialect = engine.dialect.name
     if not run.replay:  # a replay never changes the real record
         from arrears.delivery.receipts import settle_opt_outs
         with engine.begin() as conn:  # committed first: the reader below must see it
             settle_opt_outs(conn, run.cycle_date)
+    table = {t: f"replay_{t}" if run.replay else t for t in DECIDED_TABLES}
+    mine = _IN_PART + (" AND run_id = :run_id" if run.replay else "")
+    key: tuple = (run.run_id,) if run.replay else ()  # the replay tables' run_id column first
+    key_columns = ("run_id",) if run.replay else ()
     with engine.connect() as reader, engine.begin() as writer:
-        if replay is None:
-            replay = replay_flag(writer, run)
-        for table in ("decisions", "decision_actions", "decision_bills"):
-            writer.execute(text(spelled(f"DELETE FROM {table} WHERE {_IN_PART}", dialect)), where)
-        rows = RowWriter(writer, "decisions", _DECISION_COLUMNS)
-        acts = RowWriter(writer, "decision_actions", _ACTION_COLUMNS)
-        bills = RowWriter(writer, "decision_bills", _BILL_COLUMNS)
+        for name in table.values():
+            writer.execute(text(spelled(f"DELETE FROM {name} WHERE {mine}", dialect)), where)
+        rows = RowWriter(writer, table["decisions"], _DECISION_COLUMNS)
+        acts = RowWriter(writer, table["decision_actions"], key_columns + _ACTION_COLUMNS)
+        bills = RowWriter(writer, table["decision_bills"], key_columns + _BILL_COLUMNS)
         d = run.cycle_date
         arms = Arms(policy)
         for decision in iter_decisions(reader, d, policy, calendar, part):
             result.accounts += 1
             result.by_stage[decision.stage] = result.by_stage.get(decision.stage, 0) + 1
             result.by_segment[decision.segment] = result.by_segment.get(decision.segment, 0) + 1
-            rows.add(decision_tuple(decision, replay, run.run_id, arms.experiment_id,
+            rows.add(decision_tuple(decision, int(run.replay), run.run_id, arms.experiment_id,
                                     arms.arm_of_version(decision.policy_version)))
             for action in decision.actions:
-                acts.add((d, decision.account_id, action))
+                acts.add((*key, d, decision.account_id, action))
             for bill_id, days, fee in decision.bill_fees:
-                bills.add((d, decision.account_id, bill_id, days, fee))
+                bills.add((*key, d, decision.account_id, bill_id, days, fee))
             if result.accounts % 100_000 == 0:
                 log.info("decided %d accounts", result.accounts)
         rows.flush()

@@ -13,12 +13,13 @@ from arrears import orchestration
 from arrears.cycle import decide as decide_step
 from arrears.cycle import outputs
 from arrears.cycle.run import CycleRun
-from arrears.delivery.outbox import message_counts
+from arrears.delivery.outbox import STATUSES, message_counts
 from arrears.delivery.tasks import summary_channels
 from arrears.ops.runs import record_run
 from arrears.outbox_files import run_folder
 from arrears.policy import load_policy
 from arrears.policy.business_days import BusinessCalendar
+from arrears.records.decided import Decided
 from arrears.records.service import Recorder, record_service
 from arrears.report import roll_rates
 from arrears.report.summary import summary_block
@@ -27,16 +28,14 @@ log = logging.getLogger("arrears")
 
 
 def plan(context, size: int = decide_step.PART_SIZE) -> list[dict]:
-    """The parts of D's accounts, each with the replay flag worked out once for all of them."""
+    """The parts of D's accounts."""
     run = orchestration.run_from_context(context)
     engine = orchestration.engine()
     portfolio = (context.get("params") or {}).get("portfolio", "default")
     record_what_happened(run, load_policy(portfolio))
-    with engine.connect() as conn:
-        replay = decide_step.replay_flag(conn, run)
     parts = decide_step.plan_parts(engine, run.cycle_date, size)
     log.info("deciding %s in %d part(s) of up to %d accounts", run.cycle_date, len(parts), size)
-    return [{"lo": p.lo, "hi": p.hi, "replay": replay} for p in parts]
+    return [{"lo": p.lo, "hi": p.hi} for p in parts]
 
 
 def decide_part(context, part: dict) -> dict:
@@ -44,7 +43,7 @@ def decide_part(context, part: dict) -> dict:
     policy = load_policy((context.get("params") or {}).get("portfolio", "default"))
     result = decide_step.decide_cycle(
         orchestration.engine(), run, policy, BusinessCalendar.for_policy(policy),
-        decide_step.AccountRange(part["lo"], part["hi"]), replay=part["replay"])
+        decide_step.AccountRange(part["lo"], part["hi"]))
     log.info("decided %d accounts in [%r, %r)", result.accounts, part["lo"], part["hi"])
     return {"accounts": result.accounts, "by_stage": result.by_stage, "by_segment": result.by_segment}
 
@@ -63,6 +62,10 @@ def merge(results) -> decide_step.DecideResult:
 
 def stage(context) -> dict:
     run = orchestration.run_from_context(context)
+    if run.replay and decide_step.staged(orchestration.engine(), run.cycle_date):
+        log.info("replay %s: %s is staged already; the replay decides from it", run.run_id,
+                 run.cycle_date)
+        return {"bills": None, "replay": True, "note": "replay: the date's staged bills are used"}
     bills = decide_step.stage_bills(orchestration.engine(), run.cycle_date)
     log.info("staged %d bills for %s", bills, run.cycle_date)
     return {"bills": bills}
@@ -97,16 +100,23 @@ def decide(context, parts: list[dict] | None = None) -> dict:
 
 
 def publish(context) -> dict:
-    """decisions.csv and cycle_summary.json in the run's folder (a replay's apart)."""
+    """decisions.csv and cycle_summary.json for the day; a replay's under
+    ``<D>/replays/<run id>/``, of its own decisions, with its differences from the real ones."""
     run = orchestration.run_from_context(context)
     eng, folder = orchestration.engine(), run_folder(orchestration.settings().outbox, run)
-    decisions = outputs.write_decisions_csv(eng, folder, run.cycle_date)
-    summary = outputs.decision_counts(eng, run.cycle_date)
+    decided = Decided.of(run)
+    decisions = outputs.write_decisions_csv(eng, folder, run.cycle_date, decided)
+    summary = outputs.decision_counts(eng, run.cycle_date, decided)
     summary["replay"] = run.replay
-    summary["messages"] = message_counts(eng, run.cycle_date)
-    roll_rates.record(eng, run.cycle_date)
-    summary.update(summary_block(eng, run.cycle_date))  # and deltas on the day before
-    summary["channels"] = summary_channels(eng, run.cycle_date)
+    if run.replay:  # it sent nothing, and the roll rates are the real record's
+        summary["run_id"] = run.run_id
+        summary["messages"] = dict.fromkeys(STATUSES, 0)
+        summary["differences"] = outputs.write_differences(eng, folder, decided)
+    else:
+        summary["messages"] = message_counts(eng, run.cycle_date)
+        roll_rates.record(eng, run.cycle_date)
+    summary.update(summary_block(eng, run.cycle_date, decided))  # and deltas on the day before
+    summary["channels"] = {} if run.replay else summary_channels(eng, run.cycle_date)
     path = outputs.write_summary(folder, run.cycle_date, summary)
     log.info("published %s and %s", decisions, path)
     return {"decisions": str(decisions), "summary": str(path)}

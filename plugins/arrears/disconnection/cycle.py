@@ -9,8 +9,9 @@ A notice is not served here: a decision only asks for it. It is served when the 
 it is delivered or staff serve it in person (arrears.records.service), and ``notices.csv`` is
 written again after every dispatch.
 
-A replay (backfill without allow_contact) lapses and proposes nothing: it only rewrites the
-files from what the normal runs recorded and what its own decisions propose.
+A replay (backfill without allow_contact, a dry run) lapses and records nothing: it writes its
+files under ``<outbox>/<D>/replays/<run id>/`` from what the normal runs recorded and what its
+own decisions propose.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from arrears.cycle.run import CycleRun
 from arrears.db import sql
 from arrears.policy.business_days import BusinessCalendar
 from arrears.policy.config import Policy
+from arrears.records.decided import Decided
 from arrears.records.service import NOTICE_COLUMNS, notice_id_for, write_served_notices  # noqa: F401
 from arrears.outbox_files import run_folder, write_file
 from arrears.spreadsheet import csv_bytes
@@ -89,7 +91,9 @@ def _told(conn: Connection, run: CycleRun) -> int:
 
 def _propose(conn: Connection, run: CycleRun, record: bool) -> list:
     d = run.cycle_date
-    rows = conn.execute(sql("disconnection/proposals.sql", conn.dialect.name), {"d": d}).all()
+    decided = Decided.of(run)  # a replay proposes from its own decisions and records nothing
+    rows = conn.execute(decided.sql("disconnection/proposals.sql", conn.dialect.name),
+                        decided.params()).all()
     if record:
         conn.execute(text("DELETE FROM disconnection_proposals WHERE cycle_date = :d"), {"d": d})
         if rows:

@@ -31,6 +31,13 @@ def landing_ready(context) -> bool:
 
 def ingest(context) -> dict:
     run = orchestration.run_from_context(context)
+    if run.replay:
+        recorded = _recorded(run.cycle_date)
+        if recorded is not None:  # a replay never changes the real record (CONTRACT §4)
+            log.info("replay %s: %s was ingested already (%s); the replay decides from that"
+                     " record and loads nothing", run.run_id, run.cycle_date, recorded[1])
+            return {"cycle_date": run.cycle_date.isoformat(), "fingerprint": recorded[0],
+                    "replay": True, "note": "replay: the date's recorded extract is used as is"}
     # The run's conf wins over the deployment's variable; neither is "undeclared" (UTF-8).
     settings = orchestration.settings()
     encoding = (context.get("params") or {}).get("encoding") or settings.encoding
@@ -44,3 +51,12 @@ def ingest(context) -> dict:
                "contact_gaps": result.contact_gaps}
     log.info("ingest summary: %s", summary)
     return summary
+
+
+def _recorded(cycle_date) -> tuple[str, str] | None:
+    """(fingerprint, ingested at) of D's extract, if it was ingested."""
+    from sqlalchemy import text
+    with orchestration.engine().connect() as conn:
+        row = conn.execute(text("SELECT fingerprint, ingested_at FROM deliveries"
+                                " WHERE cycle_date = :d"), {"d": cycle_date}).first()
+    return tuple(row) if row is not None else None

@@ -18,11 +18,19 @@ def record_run(engine: Engine, run: CycleRun) -> None:
     scheduled run keeps its run id but comes back as a backfill). ``started_at`` stays the first."""
     values = {"run_id": run.run_id, "cycle_date": run.cycle_date, "run_type": run.run_type,
               "replay": int(run.replay), "allow_contact": int(run.allow_contact)}
+    # A replay never rewrites the row of a real run: a completed run reprocessed by a backfill
+    # keeps its run id, and the record must still say the date ran for real (the replay has
+    # its own audit entry, audit.sweep.replay_run_entry).
+    mine = " AND replay = 1" if run.replay else ""
     with engine.begin() as conn:
         updated = conn.execute(text(
             "UPDATE cycle_runs SET cycle_date = :cycle_date, run_type = :run_type,"
-            " replay = :replay, allow_contact = :allow_contact WHERE run_id = :run_id"), values)
-        if not updated.rowcount:
+            f" replay = :replay, allow_contact = :allow_contact WHERE run_id = :run_id{mine}"), values)
+        real = run.replay and not updated.rowcount and conn.execute(text(
+            "SELECT 1 FROM cycle_runs WHERE run_id = :run_id"), values).first() is not None
+        if real:
+            log.info("replay %s: the run ran for real before; its cycle_runs row stays", run.run_id)
+        elif not updated.rowcount:
             conn.execute(text(
                 "INSERT INTO cycle_runs (run_id, cycle_date, run_type, replay, allow_contact,"
                 " started_at) VALUES (:run_id, :cycle_date, :run_type, :replay, :allow_contact,"

@@ -22,6 +22,7 @@ from arrears.model import ACTIONS, HOLDS, SEGMENTS, STAGES
 from arrears.money import format_fen
 from arrears.outbox_files import as_storage_path, day_folder, run_folder, write_file
 from arrears.paths import TEMPLATES_DIR
+from arrears.records.decided import Decided
 from arrears.report import roll_rates
 from arrears.report.experiment import experiment_ids, experiment_report
 
@@ -49,17 +50,18 @@ def _split(value: str) -> list[str]:
     return [v for v in (value or "").split(";") if v]
 
 
-def cycle_facts(engine: Engine, cycle_date: date) -> dict:
+def cycle_facts(engine: Engine, cycle_date: date, decided: Decided | None = None) -> dict:
     """The day's numbers: counts and amounts (fen) per stage, action, hold, segment and DPD
-    bucket."""
+    bucket, of the real decisions or ``decided``'s (a replay's own)."""
+    decided = decided or Decided(cycle_date)
     zero = lambda names: {n: [0, 0] for n in names}  # noqa: E731 - [count, fen]
     facts = {"by_stage": zero(STAGES), "by_action": zero(ACTIONS), "by_hold": zero(HOLDS),
              "by_segment": zero(SEGMENTS), "ageing": zero(label for label, _, _ in AGEING),
              "accounts": 0, "outstanding": 0, "replay": False}
     with engine.connect() as conn:
         for stage, dpd, outstanding, actions, holds, replay, segment in conn.execute(text(
-                "SELECT stage, dpd, outstanding_fen, actions, holds, replay, segment FROM decisions"
-                " WHERE cycle_date = :d"), {"d": cycle_date}):
+                "SELECT stage, dpd, outstanding_fen, actions, holds, replay, segment"
+                f" FROM {decided.table('decisions')} d WHERE cycle_date = :d"), decided.params()):
             facts["accounts"] += 1
             facts["outstanding"] += outstanding
             facts["replay"] = facts["replay"] or bool(replay)
@@ -167,17 +169,22 @@ def open_bureau_objections(engine: Engine, cycle_date: date) -> list[dict]:
              "alert": o.objection.alert} for o in found]
 
 
-def render(engine: Engine, folder, cycle_date: date, replay: bool = False) -> tuple[str, dict]:
-    """The report of D; ``folder`` is the run's folder, whose batch manifests it lists."""
-    facts = cycle_facts(engine, cycle_date)
+def render(engine: Engine, folder, cycle_date: date, decided: Decided | None = None
+           ) -> tuple[str, dict]:
+    """The report of D; ``folder`` is the run's folder, whose batch manifests it lists. A
+    replay's (``decided``) is of its own decisions and batches, no messages (it sent none),
+    REPLAY at the top."""
+    decided = decided or Decided(cycle_date)
+    facts = cycle_facts(engine, cycle_date, decided)
     prev_date = previous_cycle(engine, cycle_date)
     prev = cycle_facts(engine, prev_date) if prev_date else None
     quarantine = quarantined(engine, cycle_date)
-    msgs = messages(engine, cycle_date)
-    batches = batch_hashes(folder, replay)
+    msgs = {} if decided.replay else messages(engine, cycle_date)
+    batches = batch_hashes(folder, decided.replay)
     png = base64.b64encode(ageing_png(facts, cycle_date)).decode("ascii")
     rolls = roll_rates.month_to_date(engine, cycle_date)
-    experiments = [experiment_report(engine, e, cycle_date) for e in experiment_ids(engine, cycle_date)]
+    experiments = [] if decided.replay else [  # the arms' read-out is of the real record
+        experiment_report(engine, e, cycle_date) for e in experiment_ids(engine, cycle_date)]
     rolls_png = base64.b64encode(roll_rates.roll_rates_png(
         rolls, f"Roll rates, {cycle_date:%Y-%m-01} to {cycle_date}")).decode("ascii")
     objections = open_bureau_objections(engine, cycle_date)
@@ -192,7 +199,8 @@ def render(engine: Engine, folder, cycle_date: date, replay: bool = False) -> tu
         cycle_date=cycle_date.isoformat(), previous=prev_date.isoformat() if prev_date else None,
         accounts=facts["accounts"], outstanding=format_fen(facts["outstanding"]),
         delta_accounts=f"{facts['accounts'] - prev['accounts']:+d}" if prev else "",
-        replay=facts["replay"], sections=sections, quarantine=quarantine, messages=msgs,
+        replay=decided.replay or facts["replay"], replay_run=decided.replay_run,
+        sections=sections, quarantine=quarantine, messages=msgs,
         message_states=MESSAGE_STATES, batches=batches, ageing_png=png,
         roll_rates=rolls, roll_outcomes=roll_rates.OUTCOMES, roll_rates_png=rolls_png,
         month_start=cycle_date.replace(day=1).isoformat(), experiments=experiments,
@@ -209,6 +217,7 @@ def write_cycle_report(engine: Engine, outbox, cycle_date: date, run: CycleRun |
                        ) -> tuple[ObjectStoragePath, dict]:
     """``cycle_report.html`` in the run's folder (``run`` None: the real run's, ``<outbox>/<D>/``)."""
     folder = run_folder(outbox, run) if run is not None else day_folder(outbox, cycle_date)
-    html, summary = render(engine, folder, cycle_date, replay=bool(run is not None and run.replay))
+    html, summary = render(engine, folder, cycle_date,
+                           Decided.of(run) if run is not None else Decided(cycle_date))
     path = write_file(folder / "cycle_report.html", html.encode("utf-8"))
     return path, summary

@@ -7,6 +7,7 @@ from datetime import date
 from sqlalchemy import Engine
 
 from arrears.money import format_fen
+from arrears.records.decided import Decided
 from arrears.report.cycle_report import cycle_facts, previous_cycle
 from arrears.report.roll_rates import OUTCOMES, month_to_date
 
@@ -25,10 +26,12 @@ def _count_deltas(today: dict, before: dict | None) -> dict:
             for name, (count, fen) in today.items()}
 
 
-def summary_block(engine: Engine, cycle_date: date) -> dict:
+def summary_block(engine: Engine, cycle_date: date, decided: Decided | None = None) -> dict:
+    """``decided``: whose decisions of D (a replay's own); the cycle before is the real one."""
     prev = previous_cycle(engine, cycle_date)
     today_rates = month_to_date(engine, cycle_date)
-    facts, before = cycle_facts(engine, cycle_date), cycle_facts(engine, prev) if prev else None
+    facts = cycle_facts(engine, cycle_date, decided)
+    before = cycle_facts(engine, prev) if prev else None
     block = {
         "roll_rates": {"month_start": cycle_date.replace(day=1).isoformat(), "by_stage": today_rates},
         "previous_cycle": prev.isoformat() if prev else None,

@@ -68,7 +68,8 @@ SEED = {
 # cycle_date is seeded with its rows before D1, and the rest is left out (listed in summary.json).
 NOT_SEEDED = {"schema_migrations", "staged_dates", "staged_payments", "decision_bills", "cycle_runs",
               "audit_entries", "audit_chain_head", "audit_checkpoints", "channel_receipts",
-              "roll_days", "roll_transitions"}
+              "roll_days", "roll_transitions",
+              "replay_decisions", "replay_decision_actions", "replay_decision_bills"}
 ROWS_PER_FETCH = 20_000
 
 
