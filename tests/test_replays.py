@@ -133,6 +133,7 @@ def test_a_dry_run_over_a_date_that_ran_changes_nothing_real(tmp_path, monkeypat
     assert not (own / "mail").exists() and not (own / "sms.jsonl").exists()
     assert _letters(engine, "decision_actions", D) == {"L3"}
     assert _letters(engine, "replay_decision_actions", D, replay_run) == {"L1", "L2", "L3", "L4"}
+    _auditors_see_the_replay_apart(engine, replay_run)
 
     _run(dagbag, D1)
     assert _letters(engine, "decision_actions", D1) == {"L4"}       # the real D+1 reads the real D
@@ -161,6 +162,27 @@ def test_a_dry_run_over_a_date_that_ran_changes_nothing_real(tmp_path, monkeypat
                          " WHERE cycle_date = :d ORDER BY idem_key", d=D1)
             == rows(twin, "SELECT idem_key, status, kinds, content_sha256 FROM outbox"
                           " WHERE cycle_date = :d ORDER BY idem_key", d=D1))
+
+
+def _auditors_see_the_replay_apart(engine, replay_run: str) -> None:
+    """The timeline of what happened holds nothing of the replay; the replay's own section
+    holds its decision and its letter; the page shows both tables apart."""
+    from arrears.audit.timeline import account_timeline, cycle_summary, replay_timeline
+    from arrears.audit.web import _templates
+    with engine.connect() as conn:
+        happened, replays = account_timeline(conn, "L1"), replay_timeline(conn, "L1")
+        day = cycle_summary(conn, D)
+    assert happened and all(s.run_id != replay_run and not s.replay for s in happened)
+    assert not any("lawyer_letter" in s.what for s in happened)
+    assert [(s.kind, s.run_id) for s in replays] == [("decision", replay_run), ("batch_file", replay_run)]
+    assert "lawyer_letter" in replays[0].what and "L1.pdf" in replays[1].what
+    assert sum(day["decisions_by_stage"].values()) == 5                 # the real decisions only
+    assert day["replays"]["decisions_by_run"] == {replay_run: 5}
+    page = _templates.get_template("auditor_page.html").render(
+        account="L1", steps=[s.__dict__ for s in happened], replays=[s.__dict__ for s in replays],
+        user="auditor", prefix="")
+    timeline, replayed = page.split('id="replays-title"')
+    assert replay_run not in timeline and replay_run in replayed and "L1.pdf" in replayed
 
 
 def test_differences_count_added_and_removed_accounts_per_action(engine, tmp_path):
