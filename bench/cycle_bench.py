@@ -204,7 +204,7 @@ def smtp_sink():
 
 
 def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: bool,
-                   extra_steps: list[str], limits: dict) -> None:
+                   extra_steps: list[str], limits: dict, history_days: int = 0) -> None:
     tag = f"{kind[:2]}{os.getpid()}"
     url = fresh_database(kind, work, tag)
     try:
@@ -239,6 +239,15 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
         total = ingest["seconds"] + stage["seconds"] + decide["seconds"]
         table.add(kind, "ingest+staging+decisions", decide["rows"], total, "", None,
                   "< 30 s at 1 M (PostgreSQL)")
+
+        if history_days:
+            say(f"{kind}: {history_days} more days of history before D (every account, every day)")
+            older = run_step("older_history", url=url, days=history_days)
+            say(f"  {older['rows']:,} earlier decisions written in {older['seconds']:.0f} s")
+            aged = run_step("decide", url=url)
+            table.add(kind, f"decisions after {history_days + 8} days of history", aged["rows"],
+                      aged["seconds"], "decisions, 8 days of history", decide["seconds"],
+                      "same as after a week", aged["rss_mb"], aged["cpu"])
 
         if workers:
             say(f"{kind}: decisions split in 2 parts on 2 worker processes at once")
@@ -290,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-workers", action="store_true", help="skip the 1-vs-2 workers run")
     parser.add_argument("--mail-limit", type=int, default=1000, help="emails sent to the SMTP sink")
     parser.add_argument("--letters-limit", type=int, default=300, help="lawyer letters drawn")
+    parser.add_argument("--history-days", type=int, default=0,
+                        help="then decide again after this many more days of history (e.g. 357: a year)")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     say(f"benchmark of one cycle date with ~{args.accounts:,} accounts on {machine()}; "
@@ -300,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind in args.db.split(","):
         bench_database(kind, folder, args.work, table, workers=not args.no_workers and kind == "postgresql",
                        extra_steps=extra,
-                       limits={"mail": args.mail_limit, "letters": args.letters_limit})
+                       limits={"mail": args.mail_limit, "letters": args.letters_limit},
+                       history_days=args.history_days)
     report = (f"Accounts: ~{args.accounts:,} (seed {args.seed}), cycle date {D}; machine: {machine()};"
               f" load average at the end {os.getloadavg()[0]:.1f}\n\n"
               + table.markdown() + "\n")

@@ -207,6 +207,36 @@ def history(url: str) -> dict:
     return {"rows": rows, "seconds": clock.seconds}
 
 
+@step
+def older_history(url: str, days: int) -> dict:
+    """A book that has been collected for ``days`` more days: every account of D decided on
+    each day before the earlier cycle of ``history`` (escalation, a lawyer letter every 30th
+    day), so the history read has a year of rows per account instead of one."""
+    engine = make_engine(url)
+    rows = 0
+    with Clock() as clock:
+        for back in range(9, 9 + days):
+            day = D - timedelta(days=back)
+            with engine.begin() as conn:  # a day a transaction: the server's memory stays flat
+                rows += conn.execute(text(
+                    "INSERT INTO decisions (cycle_date, account_id, stage, stage_entered_on, dpd,"
+                    " outstanding_fen, late_fee_fen, actions, holds, message_kinds, reasons,"
+                    " policy_version, replay, run_id)"
+                    " SELECT :e, account_id, 'escalation', :e, 40, 0, 0, :acts, '', '', 'bench',"
+                    " 'bench', 0, 'bench' FROM extract_accounts WHERE cycle_date = :d"),
+                    {"d": D, "e": day, "acts": "lawyer_letter" if back % 30 == 0 else ""}).rowcount
+                if back % 30 == 0:
+                    conn.execute(text(
+                        "INSERT INTO decision_actions (cycle_date, account_id, action)"
+                        " SELECT cycle_date, account_id, 'lawyer_letter' FROM decisions"
+                        " WHERE cycle_date = :e"), {"e": day})
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE decisions"))
+            conn.execute(text("ANALYZE decision_actions"))
+    return {"rows": rows, "seconds": clock.seconds}
+
+
 # --------------------------------------------------------------------------- mail
 
 SEND_AT = datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # inside the window
