@@ -289,7 +289,9 @@ def mail_baseline(url: str, work: str, port: int, limit: int) -> dict:
             " body_html, message_id, queued_at FROM outbox WHERE cycle_date = :d AND"
             " channel = 'email' ORDER BY idem_key"), {"d": D}).all()[:limit]
     sender = mail_from(smtp_connection(port))
-    built = [(m[4], build_email(OutboxMessage(*[str(v) for v in m]), sender)) for m in rows]
+    built = [(m[4], build_email(OutboxMessage(*[str(v) for v in m]), sender).as_string()
+              .replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"))  # SMTP wants CRLF
+             for m in rows]
     with Clock() as clock:
         server = smtplib.SMTP("127.0.0.1", port)
         for address, raw in built:

@@ -1,4 +1,4 @@
-"""Where messages go: SMTP (connection ``arrears_smtp``, via ``smtplib``) or ``.eml`` files, and
+"""Where messages go: SMTP (connection ``arrears_smtp``, via ``emails``) or ``.eml`` files, and
 HTTP gateways (``arrears_sms``, ``arrears_wechat``, ...) or a ``.jsonl`` file per channel
 (CONTRACT §4, §7). The channel folders under arrears/channels/ choose and configure these.
 
@@ -9,6 +9,7 @@ and sends one message at a time, answering what the far end said or raising one 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import smtplib
 import socket
@@ -16,12 +17,10 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
-from email.utils import format_datetime, parseaddr
-from functools import lru_cache
+from datetime import date, datetime, timezone
+from email.utils import format_datetime
 from urllib.parse import quote
 
-from arrears.delivery.mime import email_bytes
 from arrears.delivery.render import sender
 from arrears.outbox_files import appending, as_storage_path, day_folder, write_file
 
@@ -76,28 +75,29 @@ def mail_domain(conn) -> str:
     return mail_from(conn).rsplit("@", 1)[-1].strip("> ")
 
 
-@lru_cache(maxsize=16)
-def _address(mailbox: str) -> str:
-    return parseaddr(mailbox)[1]
-
-
-def build_email(msg: OutboxMessage, from_addr: str) -> bytes:
+def build_email(msg: OutboxMessage, from_addr: str):
     """The MIME message, byte-identical for the same outbox row (Date from the queue time,
-    boundary from the key), so a resend after a crash is recognisably the same message."""
-    return email_bytes(mail_from=from_addr, mail_to=msg.address, subject=msg.subject,
-                       date=format_datetime(datetime.fromisoformat(msg.queued_at)), message_id=msg.message_id,
-                       text=msg.body_text, html=msg.body_html, seed=msg.idem_key,
-                       headers={"X-Arrears-Key": msg.idem_key,
-                                # one-click opt-out in mail clients, besides the text's
-                                "List-Unsubscribe": f"<mailto:{_address(from_addr)}?subject="
-                                                    f"unsubscribe%20{quote(msg.account_id)}>"})
+    boundaries from the key), so a resend after a crash is recognisably the same message."""
+    import emails
+
+    queued = datetime.strptime(msg.queued_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    seed = hashlib.sha256(msg.idem_key.encode()).hexdigest()[:24]
+    message = emails.Message(html=msg.body_html or None, text=msg.body_text, subject=msg.subject,
+                             mail_from=from_addr, mail_to=msg.address,
+                             message_id=msg.message_id, date=format_datetime(queued),
+                             headers={"X-Arrears-Key": msg.idem_key,
+                                      # one-click opt-out in mail clients, besides the text's
+                                      "List-Unsubscribe": f"<mailto:{from_addr}?subject="
+                                                          f"unsubscribe%20{quote(msg.account_id)}>"})
+
+    def deterministic_boundaries(_message, mime) -> None:
+        for n, part in enumerate(p for p in mime.walk() if p.is_multipart()):
+            part.set_boundary(f"=={seed}.{n}==")
+    message.after_build = deterministic_boundaries
+    return message
 
 
 # --- email over SMTP ------------------------------------------------------------------------
-
-def _nothing() -> None:
-    return None
-
 
 def _smtp_code_failure(code: int, what: str) -> DeliveryError:
     return (PermanentFailure if 500 <= code < 600 else TransientFailure)(f"{code} {what}")
@@ -113,63 +113,32 @@ class SmtpTransport:
         extra = _extra(conn)
         ssl = not _flag(extra, "disable_ssl")
         self.from_addr = mail_from(conn)
-        self.sender = parseaddr(self.from_addr)[1]   # the envelope's address
         self.options = dict(host=conn.host, port=int(conn.port or (465 if ssl else 25)), ssl=ssl,
                             tls=not ssl and not _flag(extra, "disable_tls"),
                             user=conn.login or None, password=conn.password or None,
-                            timeout=int(extra.get("timeout", 30)),
-                            # not smtplib's default getfqdn(): a slow DNS lookup per connection
+                            timeout=int(extra.get("timeout", 30)), fail_silently=False,
+                            # not emails' default getfqdn(): a slow DNS lookup per batch
                             local_hostname=extra.get("local_hostname") or socket.gethostname())
         if not conn.host:
             raise DeliveryError("connection arrears_smtp has no host: set it or delete the "
                                 "connection to write .eml files instead")
 
-    # The dispatcher's ``ready`` (the last answer recorded) is awaited just before DATA, so the
-    # database's round trip overlaps MAIL and RCPT: nothing can be accepted before it.
-    takes_ready = True
-
     @contextmanager
     def session(self, cycle_date: str):
-        """One SMTP connection for the chunk, opened at its first message (so an unreachable
-        server is that message's outage) and reopened once if the server drops it."""
-        link: list[smtplib.SMTP] = []
+        from emails.backend.smtp import SMTPBackend
+        backend = SMTPBackend(**self.options)
         try:
-            yield lambda msg, ready=_nothing: self._send(link, msg, ready)
+            yield lambda msg: self._send(backend, msg)
         finally:
-            for smtp in link:
-                try:
-                    smtp.quit()
-                except (smtplib.SMTPException, OSError):
-                    smtp.close()  # every message's outcome is already recorded
-
-    def _connect(self) -> smtplib.SMTP:
-        o = self.options
-        kind = smtplib.SMTP_SSL if o["ssl"] else smtplib.SMTP
-        smtp = kind(o["host"], o["port"], local_hostname=o["local_hostname"], timeout=o["timeout"])
-        try:
-            smtp.ehlo()
-            if o["tls"]:
-                smtp.starttls()
-                smtp.ehlo()
-            if o["user"]:
-                smtp.login(o["user"], o["password"] or "")
-        except BaseException:
-            smtp.close()
-            raise
-        return smtp
-
-    def _send(self, link: list, msg: OutboxMessage, ready) -> str:
-        raw = build_email(msg, self.from_addr)
-        try:
             try:
-                if not link:
-                    link.append(self._connect())
-                return self._transaction(link[0], msg.address, raw, ready)
-            except smtplib.SMTPServerDisconnected:
-                # A dropped connection (idle timeout): once more on a new one, same Message-ID.
-                link.pop().close()
-                link.append(self._connect())
-                return self._transaction(link[0], msg.address, raw, ready)
+                backend.close()
+            except Exception:  # noqa: BLE001 - every message's outcome is already recorded
+                pass
+
+    def _send(self, backend, msg: OutboxMessage) -> str:
+        message = build_email(msg, self.from_addr)
+        try:
+            response = message.send(to=msg.address, smtp=backend)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             raise _smtp_code_failure(code, f"recipient refused: {reply!r}") from None
@@ -179,33 +148,14 @@ class SmtpTransport:
             raise Outage(f"SMTP login refused ({exc.smtp_code}): check the arrears_smtp "
                          f"login and password") from None
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
-            if link:
-                link.pop().close()
             raise Outage(f"SMTP server {self.options['host']}:{self.options['port']} "
                          f"unreachable: {exc!r}") from None
         except smtplib.SMTPResponseException as exc:
             raise _smtp_code_failure(exc.smtp_code, repr(exc.smtp_error)) from None
-        except smtplib.SMTPException as exc:  # e.g. STARTTLS asked of a server without it
-            raise Outage(f"SMTP server {self.options['host']}:{self.options['port']}: {exc!r}"
-                         " (check the arrears_smtp extras)") from None
-
-    def _transaction(self, smtp: smtplib.SMTP, to: str, raw: bytes, ready) -> str:
-        """MAIL, RCPT, DATA for one message; the server's answer to DATA, or the refusal.
-        (``docmd``: the addresses are plain and validated, smtplib's parse of them is costly.)"""
-        code, reply = smtp.docmd("MAIL", f"FROM:<{self.sender}>")
-        if code != 250:
-            smtp.rset()
-            raise smtplib.SMTPSenderRefused(code, reply, self.sender)
-        code, reply = smtp.docmd("RCPT", f"TO:<{to}>")
-        if code not in (250, 251):
-            smtp.rset()
-            raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
-        ready()
-        code, reply = smtp.data(raw)
-        if code != 250:
-            smtp.rset()
-            raise smtplib.SMTPDataError(code, reply)
-        return f"{code} {reply.decode(errors='replace')}"[:500]
+        if response is None or not response.success:
+            raise TransientFailure(f"SMTP did not confirm: {response!r}")
+        reply = response.status_text.decode(errors="replace") if response.status_text else ""
+        return f"{response.status_code} {reply}"[:500]
 
 
 class EmlFileTransport:
@@ -223,7 +173,7 @@ class EmlFileTransport:
 
     def _send(self, folder, msg: OutboxMessage) -> str:
         name = msg.idem_key.replace(":", "_") + ".eml"
-        path = write_file(folder / name, build_email(msg, self.from_addr))
+        path = write_file(folder / name, build_email(msg, self.from_addr).as_bytes())
         return f"file {path.name}"
 
 
