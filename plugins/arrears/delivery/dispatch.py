@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -219,10 +218,9 @@ def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, cl
         untried = 0  # rows[untried:] were claimed and never handed to the transport
         try:
             with _Recorder(engine) as recorder, transport.session(day) as send:
-                early = getattr(transport, "takes_ready", False)
                 for n, row in enumerate(rows):
                     tried, untried = tried + 1, n + 1
-                    outage = _send_one(recorder, send, early, row, now, n == len(rows) - 1,
+                    outage = _send_one(recorder, send, row, now, n == len(rows) - 1,
                                        max_attempts, clock, result)
                     if outage:
                         return tried, outage
@@ -239,18 +237,13 @@ class _Recorder:
     One connection held for the chunk (no pool check-out per message), each record one
     autocommitted statement (one round trip), on PostgreSQL without waiting for the WAL flush
     (``synchronous_commit = off`` on that connection while the chunk lasts; see the module's
-    docstring). On PostgreSQL the record is written by a thread of its own while the next
-    message's first SMTP commands (MAIL, RCPT) go out: the transport calls ``settle()`` before
-    DATA, the point from which the server may accept the message, so the order "record of
-    message n, then message n+1 accepted" is the same as when each record waited in line.
+    docstring).
     """
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self._lazy = self._conn.dialect.name == "postgresql"
-        self._thread = ThreadPoolExecutor(1, "outbox-record") if self._lazy else None
-        self._pending: Future | None = None
         if self._lazy:
             self._conn.exec_driver_sql("SET synchronous_commit = off")
 
@@ -259,33 +252,15 @@ class _Recorder:
 
     def __exit__(self, *exc) -> None:
         try:
-            self.settle()
+            if self._lazy:
+                self._conn.exec_driver_sql("RESET synchronous_commit")
+        except DBAPIError:
+            self._conn.invalidate()  # never back to the pool with the setting on it
         finally:
-            if self._thread is not None:
-                self._thread.shutdown()
-            try:
-                if self._lazy:
-                    self._conn.exec_driver_sql("RESET synchronous_commit")
-            except DBAPIError:
-                self._conn.invalidate()  # never back to the pool with the setting on it
-            finally:
-                self._conn.close()
+            self._conn.close()
 
     def record(self, mark: dict, durable: bool, result: DispatchResult) -> None:
-        """Record one answer (after the one before it is settled)."""
-        self.settle()
-        if self._thread is None:
-            self._write(mark, durable, result)
-        else:
-            self._pending = self._thread.submit(self._write, mark, durable, result)
-
-    def settle(self) -> None:
-        """Wait until the last answer is committed (raises what recording it raised)."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-
-    def _write(self, mark: dict, durable: bool, result: DispatchResult) -> None:
+        """Record one answer, committed before the next message is handed to the transport."""
         if mark["status"] == "permanent_failure":
             # The record and the slot's next channel together, in one durable transaction.
             with self.engine.begin() as conn:
@@ -302,17 +277,13 @@ class _Recorder:
             self._conn.exec_driver_sql("SET synchronous_commit = off")
 
 
-def _send_one(recorder: _Recorder, send, takes_ready: bool, row, now: str, durable: bool,
+def _send_one(recorder: _Recorder, send, row, now: str, durable: bool,
               max_attempts: int, clock: Clock, result: DispatchResult) -> str:
     """Send one claimed message and record the answer; returns the outage it met, if any."""
     message = OutboxMessage(*[str(v) for v in row[:10]])
     status, error, answer, sent_at, outage = "sent", "", "", None, ""
     try:
-        if takes_ready:  # the transport settles the last record itself, as late as it can
-            answer = send(message, ready=recorder.settle)
-        else:
-            recorder.settle()
-            answer = send(message)
+        answer = send(message)
         sent_at = utc_stamp(clock())
         result.sent += 1
     except PermanentFailure as exc:
