@@ -48,8 +48,7 @@ def arrears_disconnection_release():
         subject=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['subject'] }}}}",
         body=f"{{{{ ti.xcom_pull(task_ids='{COLLECT}')['body'] }}}}",
         defaults="Reject",  # no answer by the deadline releases nothing
-        # response_timeout: arrears_disconnection_approval_hours, read when the batch is put to
-        # the approvers (SupervisorApproval.execute), not at every parse of this file
+        response_timeout=timedelta(hours=disconnection_steps.approval_timeout_hours()),
         retries=0,  # a retry would ask the supervisor a second time
     )
 

@@ -10,17 +10,12 @@ read when the batch is put to them (not when the DAG is parsed): a JSON object
 ``{"user.name": "mail@address", ...}``, or user names separated by commas (the notice then goes
 to the ops address). They become the request's ``assigned_users``, so Airflow itself refuses an
 answer from anybody else. Unset, any user allowed to answer the DAG's requests may approve.
-
-The deadline (``arrears_disconnection_approval_hours``, default 4) is read at the same moment,
-not when the DAG file is parsed: a parse then costs no variable lookup, and a change applies to
-the next request put to the approvers.
 """
 from __future__ import annotations
 
 import html
 import json
 import logging
-from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -30,23 +25,6 @@ from arrears.settings import SettingsError, get_variable
 log = logging.getLogger(__name__)
 ANSWER_KEY = "answer"
 APPROVERS_VARIABLE = "arrears_approvers"
-TIMEOUT_VARIABLE = "arrears_disconnection_approval_hours"
-DEFAULT_APPROVAL_HOURS = 4
-
-
-def approval_timeout(value: str | None) -> timedelta:
-    """How long the approvers have: the variable's hours (a positive number), else the default."""
-    text = (value or "").strip()
-    if not text:
-        return timedelta(hours=DEFAULT_APPROVAL_HOURS)
-    try:
-        hours = float(text)
-    except ValueError:
-        hours = float("nan")
-    if not hours > 0 or hours == float("inf"):
-        raise SettingsError(f"{TIMEOUT_VARIABLE} = {value!r}: give the hours the approvers have, "
-                            f"a positive number such as 4 or 0.5 (unset: {DEFAULT_APPROVAL_HOURS})")
-    return timedelta(hours=hours)
 
 
 def approvers(value: str | None) -> dict[str, str]:
@@ -82,9 +60,6 @@ def request_mail(subject: str, body: str, link: str, names: list[str], deadline:
 
 class SupervisorApproval(ApprovalOperator):
     def execute(self, context):
-        # Read now, not at parse time (see the module's docstring); the request's deadline
-        # (timeout_datetime, the scheduler's sweep) is computed from it by the operator.
-        self.response_timeout = approval_timeout(get_variable(TIMEOUT_VARIABLE))
         named = approvers(get_variable(APPROVERS_VARIABLE))
         if named:
             self.assigned_users = [{"id": n, "name": n} for n in named]

@@ -19,6 +19,8 @@ log = logging.getLogger("arrears")
 PROPOSALS_ASSET_URI = "arrears://disconnection/proposed_orders"
 KILL_SWITCH_VARIABLE = "arrears_disconnection_kill_switch"
 DRY_RUN_VARIABLE = "arrears_disconnection_dry_run"
+TIMEOUT_VARIABLE = "arrears_disconnection_approval_hours"
+DEFAULT_APPROVAL_HOURS = 4
 
 
 def proposals_asset():
@@ -32,6 +34,10 @@ def _policy(context):
 
 def _truthy(value) -> bool:
     return str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def approval_timeout_hours() -> float:
+    return float(get_variable(TIMEOUT_VARIABLE) or DEFAULT_APPROVAL_HOURS)
 
 
 # --- the collection cycle ---------------------------------------------------------------------
