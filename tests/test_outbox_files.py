@@ -157,3 +157,22 @@ def test_an_outbox_url_no_provider_serves_is_refused_naming_the_variable(monkeyp
         outbox_root()
     monkeypatch.setenv("AIRFLOW_VAR_ARREARS_OUTBOX", "/srv/arrears/outbox")
     assert str(outbox_root()) == "file:///srv/arrears/outbox"
+
+
+@pytest.mark.parametrize("run_id, folder", [
+    ("manual__2026-11-16T00:30:00+00:00", "manual__2026-11-16T00:30:00+00:00"),
+    ("..", "%2E%2E"),                                   # never the day's own folder
+    (".", "%2E"),
+    ("a/../../2026-11-16", "a%2F%2E%2E%2F%2E%2E%2F2026-11-16"),
+    ("/etc", "%2Fetc"),
+    ("", "%00"),
+    ("回放 1", "%E5%9B%9E%E6%94%BE%201"),
+])
+def test_a_hostile_run_id_stays_one_folder_under_replays(run_id, folder):
+    """Anyone allowed to trigger a run chooses its id (the REST API's dag_run_id)."""
+    from arrears.cycle.run import CycleRun
+    from arrears.outbox_files import run_folder
+    dry = CycleRun(date(2026, 11, 16), run_id=run_id, run_type="manual", dry_run=True)
+    path = run_folder("/srv/outbox", dry)
+    assert str(path) == f"file:///srv/outbox/2026-11-16/replays/{folder}"
+    assert path.parent.name == "replays" and path.parent.parent.name == "2026-11-16"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from airflow.sdk import ObjectStoragePath
 
@@ -71,12 +73,25 @@ def run_folder(root, run: CycleRun) -> ObjectStoragePath:
     ``<outbox>/<D>/replays/<run_id>/`` for a replay, which must never replace what the real
     run of D handed over (the run id keeps two replays of D apart too)."""
     folder = day_folder(root, run.cycle_date)
-    return folder / REPLAYS / run.run_id if run.replay else folder
+    return folder / REPLAYS / folder_name(run.run_id) if run.replay else folder
 
 
 def whatif_folder(root, whatif_id: str) -> ObjectStoragePath:
     """``<outbox>/whatif/<id>/``: a what-if's files, beside the day folders, never in them."""
-    return as_storage_path(root) / WHATIF / whatif_id
+    return as_storage_path(root) / WHATIF / folder_name(whatif_id)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~:+-]+")
+
+
+def folder_name(run_id: str) -> str:
+    """One folder level for a run id that anyone may choose through the REST API: a run id
+    such as ``..`` or ``a/../../2026-11-16`` must never lead a replay's files into the real
+    day's folder. Plain ids stay as they are; anything else is percent-encoded (and ``.``/``..``
+    get their dots encoded), so different ids still get different folders."""
+    if _PLAIN_NAME.fullmatch(run_id) and run_id.strip(".") != "":
+        return run_id
+    return quote(run_id, safe="").replace(".", "%2E") or "%00"
 
 
 def is_local(path: ObjectStoragePath) -> bool:
