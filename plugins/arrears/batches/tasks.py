@@ -20,6 +20,7 @@ def _where(context):
     return run, run_folder(orchestration.settings().outbox, run), decided
 
 
+@orchestration.batch_step
 def lawyer_letters(context) -> dict:
     run, folder, decided = _where(context)
     result = letters.write_lawyer_letters(orchestration.engine(), folder, run.cycle_date, run.replay,

@@ -41,6 +41,7 @@ def _last_try(context) -> bool:
     return (getattr(ti, "try_number", 1) or 1) > (getattr(ti, "max_tries", 0) or 0)
 
 
+@steps.batch_step
 def queue(context, clock: Clock = wall_clock) -> dict:
     run = steps.run_from_context(context)
     if run.replay:
@@ -85,6 +86,7 @@ def _dispatch(context, dates, clock: Clock) -> dict:
     return summary
 
 
+@steps.batch_step
 def dispatch_cycle(context, clock: Clock = wall_clock) -> dict:
     """The cycle's own dispatch of D's messages (nothing at all for a replay run)."""
     run = steps.run_from_context(context)
@@ -94,6 +96,7 @@ def dispatch_cycle(context, clock: Clock = wall_clock) -> dict:
     return _dispatch(context, [run.cycle_date], clock)
 
 
+@steps.batch_step
 def sweep(context, clock: Clock = wall_clock) -> dict:
     """Hourly: send what waits (deferred, failed, left by a crash) once the window is open, and
     refresh the `messages` counts of each touched date's cycle_summary.json."""
