@@ -1,6 +1,9 @@
 """CONTRACT §2 late fee (违约金): rates per class, cross-year, rounding, ¥1 minimum."""
 from datetime import date, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from arrears.policy import account_late_fee, bill_late_fee
 from factories import POLICY, bill
 
@@ -62,3 +65,18 @@ def test_account_total_is_the_sum_of_bills():
     total, per_bill = account_late_fee(bills, "non_residential", D, POLICY)
     assert per_bill == (("b1", 20, 8000), ("b2", 10, 3000))
     assert total == 11_000
+
+
+# The fee is computed in integers (issue 13: a Decimal per operation cost microseconds an account);
+# it must equal the Decimal definition, money.to_fen(open / 100 x rate x days), for every amount
+# the ingest accepts (under 10^12 CNY) and daily rates of up to 7 significant digits.
+@given(open_fen=st.integers(1, 10**14 - 1), days=st.integers(1, 40_000),
+       rate=st.decimals(min_value=0, max_value=1, places=7, allow_nan=False, allow_infinity=False))
+@settings(max_examples=500, deadline=None)
+def test_integer_fee_equals_the_decimal_definition(open_fen, days, rate):
+    from dataclasses import replace
+    from decimal import Decimal
+    from arrears.money import to_fen
+    policy = replace(POLICY, residential_rate=rate)
+    b = bill(D - timedelta(days=days), open_fen)
+    assert bill_late_fee(b, "residential", D, policy) == (days, to_fen(Decimal(open_fen) / 100 * rate * days))

@@ -33,7 +33,10 @@ LANGUAGES = ("zh-CN", "en")
 SEGMENTS = ("disputing", "hardship", "wilful", "forgetful", "new")
 
 
-@dataclass(frozen=True)
+# Account, OpenBill, CaseEvent, History and Decision are built for every account of every cycle
+# (a million a day): they are plain slotted dataclasses, not frozen ones, whose __init__ costs
+# about 1.5 µs more per record (issue 13). Nothing changes them after they are built.
+@dataclass(slots=True)
 class Account:
     account_id: str
     holder_name: str
@@ -52,7 +55,7 @@ class Account:
         return getattr(self, field_name, "") or ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OpenBill:
     """A bill as it stands on the cycle date, after that day's payments were applied."""
     bill_id: str
@@ -61,7 +64,7 @@ class OpenBill:
     open_fen: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CaseEvent:
     event_id: str
     event_type: str
@@ -97,7 +100,7 @@ class SegmentFacts:
     broken_plans: tuple[date, ...] = ()       # days a plan broke by a missed instalment (§8)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class History:
     """What earlier, non-replay cycles (strictly before D) decided for the account, and what
     happened: messages on their way or sent, notices served, addresses that failed for good."""
@@ -115,7 +118,7 @@ class History:
     contact_gaps: frozenset[tuple[str, str]] = frozenset()  # (channel, address) failed for good
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     account_id: str
     cycle_date: date

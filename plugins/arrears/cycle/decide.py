@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, text
 
@@ -134,12 +135,12 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
     arms = Arms(policy)  # with an [experiment], the challenger decides its share of the accounts
     recent = cycle_date - timedelta(days=max(max(p.contact_cap_days, p.contact_repeat_days)
                                              for p in arms.policies))
-    bills = AccountStream(tuples(conn, sql("cycle/open_bills.sql", dialect), d))
-    events = AccountStream(tuples(conn, sql("cycle/case_events.sql", dialect), d))
+    bills = AccountStream(tuples(conn, sql("cycle/open_bills.sql", dialect), d, dates=(3,)))
+    events = AccountStream(tuples(conn, sql("cycle/case_events.sql", dialect), d, dates=(3, 5)))
     history = AccountStream(tuples(conn, sql("cycle/history.sql", dialect), d))
     notices = AccountStream(tuples(conn, sql("cycle/pending_notices.sql", dialect), d))
     replies = AccountStream(tuples(conn, sql("cycle/reply_opt_outs.sql", dialect), d))
-    plan_payments = AccountStream(tuples(conn, sql("cycle/plan_payments.sql", dialect), d))
+    plan_payments = AccountStream(tuples(conn, sql("cycle/plan_payments.sql", dialect), d, dates=(1,)))
     since = cycle_date - timedelta(days=max(p.segments.lookback_days for p in arms.policies))
     segments = AccountStream(tuples(conn, sql("cycle/segment_history.sql", dialect),
                                           {**d, "since": since}))
@@ -159,14 +160,15 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
 
     for row in tuples(conn, sql("cycle/accounts.sql", dialect), d, ACCOUNTS_PER_FETCH):
         aid = row[0]
-        # An opt-out by reply stands whatever the extract says (CONTRACT §7).
-        opt_out = split_list(row[8]) | {ch for _, ch in replies.take(aid)}
+        opt_out = split_list(row[8])
+        replied = replies.take(aid)
+        if replied:  # an opt-out by reply stands whatever the extract says (CONTRACT §7)
+            opt_out = opt_out | {ch for _, ch in replied}
         account = Account(*row[:7], protections=split_list(row[7]), opt_out=opt_out,
                           wechat_openid=row[9], app_user_id=row[10])
-        open_bills = [OpenBill(b[1], b[2], as_date(b[3]), b[4]) for b in bills.take(aid)]
-        case = [CaseEvent(e[1], e[2], as_date(e[3]), e[4], as_date(e[5]), e[6],
-                          parse_instalments(e[7])) for e in events.take(aid)]
-        paid = [(as_date(p[1]), p[2]) for p in plan_payments.take(aid)]
+        open_bills = [OpenBill(*b[1:]) for b in bills.take(aid)]
+        case = [CaseEvent(*e[1:7], parse_instalments(e[7])) for e in events.take(aid)]
+        paid = [(p[1], p[2]) for p in plan_payments.take(aid)]
         mine = arms.policy_for(aid)
         past = _history(history.take(aid), notices.take(aid), happened.take(aid),
                         segment_facts(segments.take(aid)))
@@ -186,7 +188,6 @@ _DECISION_COLUMNS = ("cycle_date", "account_id", "stage", "stage_entered_on", "d
                      "reasons", "policy_version", "replay", "run_id", "segment", "late_fee_waived",
                      "experiment_id", "arm", "disconnection_earliest", "notice_pending",
                      "serve_in_person")
-_ACTION_COLUMNS = ("cycle_date", "account_id", "action")
 _BILL_COLUMNS = ("cycle_date", "account_id", "bill_id", "days_overdue", "late_fee_fen")
 _IN_PART = ("cycle_date = :d AND account_id >= :lo COLLATE BINARY"
             " AND (CAST(:hi AS TEXT) IS NULL OR account_id < :hi COLLATE BINARY)")
@@ -221,26 +222,35 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
         for name in table.values():
             writer.execute(text(spelled(f"DELETE FROM {name} WHERE {mine}", dialect)), where)
         rows = RowWriter(writer, table["decisions"], _DECISION_COLUMNS)
-        acts = RowWriter(writer, table["decision_actions"], key_columns + _ACTION_COLUMNS)
         bills = RowWriter(writer, table["decision_bills"], key_columns + _BILL_COLUMNS)
         d = run.cycle_date
         arms = Arms(policy)
+        by_stage, by_segment = result.by_stage, result.by_segment
         for decision in iter_decisions(reader, d, policy, calendar, part):
             result.accounts += 1
-            result.by_stage[decision.stage] = result.by_stage.get(decision.stage, 0) + 1
-            result.by_segment[decision.segment] = result.by_segment.get(decision.segment, 0) + 1
+            by_stage[decision.stage] = by_stage.get(decision.stage, 0) + 1
+            by_segment[decision.segment] = by_segment.get(decision.segment, 0) + 1
             rows.add(decision_tuple(decision, int(run.replay), run.run_id, arms.experiment_id,
                                     arms.arm_of_version(decision.policy_version)))
-            for action in decision.actions:
-                acts.add((*key, d, decision.account_id, action))
             for bill_id, days, fee in decision.bill_fees:
                 bills.add((*key, d, decision.account_id, bill_id, days, fee))
             if result.accounts % 100_000 == 0:
                 log.info("decided %d accounts", result.accounts)
         rows.flush()
-        acts.flush()
         bills.flush()
+        # decision_actions: the database splits the actions of the decisions just written.
+        writer.execute(_split_actions(dialect, run.replay), where)
     return result
+
+
+@lru_cache(maxsize=8)
+def _split_actions(dialect: str, replay: bool):
+    """include/sql/cycle/decision_actions.sql for the real record or a replay's tables."""
+    body = sql("cycle/decision_actions.sql", dialect).text
+    prefix = "replay_" if replay else ""
+    return text(body.format(decisions_table=f"{prefix}decisions",
+                            actions_table=f"{prefix}decision_actions",
+                            key="run_id, " if replay else "", key_value=":run_id, " if replay else ""))
 
 
 def decision_tuple(decision: Decision, replay: int, run_id: str, experiment_id: str = "",

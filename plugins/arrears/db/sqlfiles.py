@@ -16,8 +16,11 @@ _COLLATE_BINARY = {"sqlite": "COLLATE BINARY", "postgresql": 'COLLATE "C"'}
 @lru_cache(maxsize=128)
 def sql(name: str, dialect: str = "sqlite"):
     """The one statement in ``include/sql/<name>`` as a SQLAlchemy ``text``; ``COLLATE BINARY``
-    is spelled as the dialect wants it."""
-    body = (SQL_DIR / name).read_text(encoding="utf-8").strip().rstrip(";")
+    is spelled as the dialect wants it. A twin ``<name>.<dialect>.sql`` replaces the file on that
+    dialect (as for migrations), for a statement the two databases spell differently."""
+    path = SQL_DIR / name
+    twin = path.with_suffix(f".{dialect}.sql")
+    body = (twin if twin.is_file() else path).read_text(encoding="utf-8").strip().rstrip(";")
     return text(spelled(body, dialect))
 
 

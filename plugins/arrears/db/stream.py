@@ -5,22 +5,34 @@ result machinery (a ``Row`` per row, its processors, ``fetchone`` through three 
 several microseconds a row, as much as deciding the account. Here the statement is compiled
 once by SQLAlchemy (its parameters in the driver's style) and run on the driver's own cursor:
 on PostgreSQL a named (server-side) cursor fetching ``per_fetch`` rows a round trip, on SQLite a
-plain cursor (its rows are produced as they are read). Rows are the driver's tuples; SQLite's
-dates stay text, as with SQLAlchemy (``db.values.as_date``).
+plain cursor (its rows are produced as they are read). Rows are the driver's tuples; the
+columns named in ``dates`` come as ``date`` on both databases (PostgreSQL's driver types them,
+SQLite's text goes through ``db.values.as_date``).
 """
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import Connection
+
+from arrears.db.values import as_date
 
 _names = itertools.count()
 
 
-def tuples(conn: Connection, statement, params: dict, per_fetch: int = 5000) -> Iterator[tuple]:
+def tuples(conn: Connection, statement, params: dict, per_fetch: int = 5000,
+           dates: Sequence[int] = ()) -> Iterator[tuple]:
     """The rows of ``statement`` (a SQLAlchemy ``text``) with ``params``, in the connection's
-    current transaction. The cursor is closed when the iterator is exhausted or closed."""
+    current transaction; the columns at the positions ``dates`` as ``date`` (or None). The cursor
+    is closed when the iterator is exhausted or closed."""
+    rows = _rows(conn, statement, params, per_fetch)
+    if dates and conn.dialect.name == "sqlite":
+        return (tuple(as_date(v) if i in dates else v for i, v in enumerate(row)) for row in rows)
+    return rows
+
+
+def _rows(conn: Connection, statement, params: dict, per_fetch: int) -> Iterator[tuple]:
     compiled = statement.compile(dialect=conn.dialect)
     values = compiled.construct_params(params)
     if compiled.positiontup is not None:  # qmark / numeric styles (SQLite): values in order

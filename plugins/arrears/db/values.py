@@ -13,4 +13,6 @@ def as_date(value) -> date | None:
 
 def split_list(value: str) -> frozenset[str]:
     """A stored `;`-list (actions, holds, kinds) as a set."""
-    return frozenset(i for i in (value or "").split(";") if i)
+    if not value:  # most lists are empty: read for every account of a cycle
+        return frozenset()
+    return frozenset([i for i in value.split(";") if i])

@@ -5,7 +5,7 @@ stage from DPD -> holds -> segment (§6) -> messages (contact limits) -> escalat
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -30,6 +30,20 @@ class NoticeFacts:
     pending: bool = False          # an earlier notice is still open and no order rests on it today
 
 
+NO_NOTICE = NoticeFacts()
+PENDING_NOTICE = NoticeFacts(pending=True)
+# Contract order of a decision's actions and holds (model.ACTIONS, model.HOLDS).
+_ACTION_ORDER = {a: i for i, a in enumerate(ACTIONS)}
+_HOLD_ORDER = {h: i for i, h in enumerate(HOLDS)}
+
+
+def _in_order(items: set[str], order: dict[str, int]) -> tuple[str, ...]:
+    """``items`` in contract order; a name the contract does not list is left out."""
+    if not items:
+        return ()
+    return tuple(sorted([i for i in items if i in order], key=order.__getitem__))
+
+
 def _stage_entered_on(stage: str, history: History, cycle_date: date) -> date:
     if history.previous_stage == stage and history.stage_entered_on is not None:
         return history.stage_entered_on
@@ -45,10 +59,13 @@ def plan_channels(account: Account, holds: set[str], history: History, stage_ent
     if holds & STOPS_MESSAGES:
         reasons.append("no_messages:" + "+".join(sorted(holds & STOPS_MESSAGES)))
         return []
+    # Loops rather than generator expressions here and below: this runs for every account.
     cap_start = cycle_date - timedelta(days=policy.contact_cap_days - 1)
     counted = policy.counted_channels
-    sent_in_cap = sum(1 for day, ch in history.messages
-                      if cap_start <= day < cycle_date and ch in counted)
+    sent_in_cap = 0
+    for day, ch in history.messages:
+        if cap_start <= day < cycle_date and ch in counted:
+            sent_in_cap += 1
     channels: list[str] = []
     for slot in policy.slots_for(stage or history.previous_stage or "reminder"):
         channel = None
@@ -67,14 +84,18 @@ def plan_channels(account: Account, holds: set[str], history: History, stage_ent
                 break
         if channel is None:
             continue
-        last = max((d for d, ch in history.messages
-                    if ch == channel and stage_entered_on <= d < cycle_date), default=None)
+        last = None
+        for day, ch in history.messages:
+            if ch == channel and stage_entered_on <= day < cycle_date and (last is None or day > last):
+                last = day
         if last is not None and (cycle_date - last).days < policy.contact_repeat_days:
             reasons.append(f"{channel}:repeat_wait_until_{last + timedelta(days=policy.contact_repeat_days)}")
             continue
-        if channel in counted and sent_in_cap + sum(c in counted for c in channels) >= policy.contact_max_messages:
-            reasons.append(f"{channel}:cap_{policy.contact_max_messages}_in_{policy.contact_cap_days}_days")
-            continue
+        if channel in counted:
+            if sent_in_cap >= policy.contact_max_messages:
+                reasons.append(f"{channel}:cap_{policy.contact_max_messages}_in_{policy.contact_cap_days}_days")
+                continue
+            sent_in_cap += 1  # today's counted messages count toward the cap too
         channels.append(channel)
         reasons.append(f"{channel}:due")
     return channels
@@ -86,7 +107,10 @@ def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence
            payments: Sequence[tuple[date, int]] = (), segment_as: str | None = None) -> Decision:
     """``segment_as`` treats the account as that segment instead of the one its history gives
     (what-ifs and the tests that prove a segment never loosens a limit)."""
-    outstanding = sum(b.open_fen for b in bills if b.open_fen > 0)
+    outstanding = 0
+    for b in bills:
+        if b.open_fen > 0:
+            outstanding += b.open_fen
     dpd = days_past_due(bills, cycle_date)
     stage = stage_for(dpd, policy)
     entered = _stage_entered_on(stage, history, cycle_date)
@@ -108,15 +132,15 @@ def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence
         reasons.append(f"late_fee:waived:{waived_for}")
     actions: set[str] = set()
     kinds: list[str] = []
-    notice = NoticeFacts()
+    notice = NO_NOTICE
     in_person: list[str] = []
 
     def finish() -> Decision:
         return Decision(
             account_id=account.account_id, cycle_date=cycle_date, stage=stage,
             stage_entered_on=entered, dpd=dpd, outstanding_fen=outstanding, late_fee_fen=late_fee,
-            actions=tuple(a for a in ACTIONS if a in actions),
-            holds=tuple(h for h in HOLDS if h in holds), message_kinds=tuple(kinds),
+            actions=_in_order(actions, _ACTION_ORDER),
+            holds=_in_order(holds, _HOLD_ORDER), message_kinds=tuple(kinds),
             reasons=tuple(reasons), policy_version=policy.version, bill_fees=bill_fees,
             segment=segment, late_fee_waived=bool(waived_for),
             disconnection_earliest=notice.earliest, notice_pending=notice.pending,
@@ -148,7 +172,7 @@ def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence
             reasons.append("reminders_only:payment_plan")
     elif stage == "formal_notice":
         kinds.append("formal_notice")
-    if escalating and not any(d >= entered for d in history.prenotices):
+    if escalating and not _any_on_or_after(history.prenotices, entered):
         # Until a pre-notice of this spell is served (delivered or in person), every message
         # of the spell carries it.
         if channels:
@@ -180,11 +204,25 @@ def decide_account(account: Account, bills: Sequence[OpenBill], events: Sequence
     return finish()
 
 
+def _any_on_or_after(days: Iterable[date], start: date) -> bool:
+    for day in days:
+        if day >= start:
+            return True
+    return False
+
+
+def _any_in_month(days: Iterable[date], month_of: date) -> bool:
+    for day in days:
+        if day.year == month_of.year and day.month == month_of.month:
+            return True
+    return False
+
+
 def _to_serve_in_person(history: History, entered: date, cycle_date: date, actions: set[str],
                         reasons: list[str]) -> list[str]:
     """The notices of this escalation spell that no message can deliver: decided on an earlier
     date and still not served (and not sent again today), or due today with no channel left."""
-    served = {"credit_prenotice": any(d >= entered for d in history.prenotices),
+    served = {"credit_prenotice": _any_on_or_after(history.prenotices, entered),
               "disconnection_notice": history.pending_notice is not None
               and history.pending_notice.served_on >= entered}
     stuck = {"credit_prenotice": "credit_prenotice:no_channel_to_deliver",
@@ -193,7 +231,11 @@ def _to_serve_in_person(history: History, entered: date, cycle_date: date, actio
     for notice in SERVED_NOTICES:
         if served[notice] or notice in actions:
             continue
-        decided = any(n == notice and entered <= d < cycle_date for d, n in history.notices_decided)
+        decided = False
+        for day, decided_notice in history.notices_decided:
+            if decided_notice == notice and entered <= day < cycle_date:
+                decided = True
+                break
         if decided or stuck[notice] in reasons:
             out.append(notice)
     return out
@@ -206,12 +248,15 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
                         ) -> NoticeFacts:
     # Credit report: a pre-notice of this spell served at least N days before D, once per
     # calendar month.
-    prenotice = min((d for d in history.prenotices if d >= entered), default=None)
+    prenotice = None
+    for day in history.prenotices:
+        if day >= entered and (prenotice is None or day < prenotice):
+            prenotice = day
     if prenotice is None:
         reasons.append("credit_report:no_prenotice_served")
     elif (cycle_date - prenotice).days < policy.prenotice_lead_days:
         reasons.append(f"credit_report:prenotice_served_{prenotice}_too_recent")
-    elif any((d.year, d.month) == (cycle_date.year, cycle_date.month) for d in history.credit_reports):
+    elif _any_in_month(history.credit_reports, cycle_date):
         reasons.append("credit_report:already_reported_this_month")
     else:
         actions.add("credit_report")
@@ -231,10 +276,10 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
     # Disconnection: notice, then (from the earliest date on) a proposed order.
     if outstanding < policy.disconnection_min_outstanding_fen:
         reasons.append("disconnection:below_minimum")
-        return NoticeFacts()
+        return NO_NOTICE
     if holds & STOPS_DISCONNECTION:
         reasons.append("disconnection:protected:" + "+".join(sorted(holds & STOPS_DISCONNECTION)))
-        return NoticeFacts()
+        return NO_NOTICE
     notice = history.pending_notice
     stale = notice is not None and notice.served_on < entered
     if stale:
@@ -261,10 +306,10 @@ def _escalation_actions(account: Account, history: History, cycle_date: date, po
         return NoticeFacts(pending=stale)
     if (cycle_date - notice.earliest_disconnection).days >= policy.notice_valid_days:
         reasons.append(f"disconnection:notice_{notice.notice_id}_lapsed:expired")
-        return NoticeFacts(pending=True)
+        return PENDING_NOTICE
     if cycle_date >= notice.earliest_disconnection:
         actions.add("disconnection_order")
         reasons.append(f"disconnection_order:notice_{notice.notice_id}")
-        return NoticeFacts()
+        return NO_NOTICE
     reasons.append(f"disconnection:notice_{notice.notice_id}_until_{notice.earliest_disconnection}")
-    return NoticeFacts(pending=True)
+    return PENDING_NOTICE

@@ -19,9 +19,9 @@ STOPS_DISCONNECTION = STOPS_ESCALATION | {"protected_medical", "protected_winter
 
 
 def _case_holds(events: Iterable[CaseEvent], cycle_date: date) -> set[str]:
-    known = sorted((e for e in events if e.effective_date <= cycle_date),
-                   key=lambda e: (e.effective_date, e.event_id))
     holds: set[str] = set()
+    known = sorted([e for e in events if e.effective_date <= cycle_date],
+                   key=lambda e: (e.effective_date, e.event_id))
     dispute_open = False
     plan_until: date | None = None
     for e in known:
@@ -49,6 +49,8 @@ def _case_holds(events: Iterable[CaseEvent], cycle_date: date) -> set[str]:
 def protections_on(account: Account, day: date, policy: Policy) -> set[str]:
     """The protections that forbid disconnecting the account on ``day``."""
     held = set()
+    if not account.protections:
+        return held
     if "medical_device" in account.protections:
         held.add("protected_medical")
     if account.protections & {"low_income", "five_guarantee"} and day.month in policy.winter_months:
@@ -61,11 +63,14 @@ def active_holds(account: Account, events: Iterable[CaseEvent], outstanding_fen:
                  payments: Sequence[tuple[date, int]] = ()) -> set[str]:
     """``payments``: (paid_on, fen) known as of D, which an instalment plan is matched with."""
     events = list(events)
-    holds = _case_holds(events, cycle_date) | protections_on(account, cycle_date, policy)
-    plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
-    if plan is not None and plan.state == "broken":
-        holds.discard("payment_plan")  # a missed instalment ends the plan (CONTRACT §8)
-    holds.update(f"opt_out_{channel}" for channel in account.opt_out)
+    holds = _case_holds(events, cycle_date)
+    holds.update(protections_on(account, cycle_date, policy))
+    if "payment_plan" in holds:
+        plan = plan_of(events, payments, cycle_date, policy.plan_grace_days)
+        if plan is not None and plan.state == "broken":
+            holds.discard("payment_plan")  # a missed instalment ends the plan (CONTRACT §8)
+    for channel in account.opt_out:
+        holds.add(f"opt_out_{channel}")
     if outstanding_fen < policy.min_outstanding_fen:
         holds.add("below_threshold")
     return holds

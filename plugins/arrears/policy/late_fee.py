@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from arrears.model import OpenBill
-from arrears.money import to_fen
 from arrears.policy.config import Policy
 
 
@@ -21,21 +21,37 @@ def daily_rate(customer_class: str, bill_period: str, cycle_date: date, policy: 
 
 def bill_late_fee(bill: OpenBill, customer_class: str, cycle_date: date,
                   policy: Policy) -> tuple[int, int]:
-    """(days, fee in fen) for one bill: days from the day after due_date up to D inclusive."""
+    """(days, fee in fen) for one bill: days from the day after due_date up to D inclusive; the
+    fee is open amount x daily rate x days, rounded half-up to the fen."""
     days = max((cycle_date - bill.due_date).days, 0)
     if days == 0 or bill.open_fen <= 0:
         return days, 0
-    rate = daily_rate(customer_class, bill.bill_period, cycle_date, policy)
-    return days, to_fen(Decimal(bill.open_fen) / 100 * rate * days)
+    rate, per = _fraction(daily_rate(customer_class, bill.bill_period, cycle_date, policy))
+    return days, _half_up(bill.open_fen * rate * days, per)
+
+
+# The fee in exact integers (the rate as a fraction): what money.to_fen gives on the same Decimal
+# product (tests/test_policy_late_fee.py), without a Decimal per operation a million times a cycle.
+@lru_cache(maxsize=64)
+def _fraction(rate: Decimal) -> tuple[int, int]:
+    return rate.as_integer_ratio()
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator (denominator > 0) rounded to an integer, halves away from zero."""
+    whole = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return whole if numerator >= 0 else -whole
 
 
 def account_late_fee(bills: Iterable[OpenBill], customer_class: str, cycle_date: date,
                      policy: Policy) -> tuple[int, tuple[tuple[str, int, int], ...]]:
     """(account total in fen, per-bill (bill_id, days, fee)); a positive total under the
     minimum becomes the minimum."""
-    per_bill = tuple((b.bill_id, *bill_late_fee(b, customer_class, cycle_date, policy))
-                     for b in bills)
-    total = sum(fee for _, _, fee in per_bill)
+    per_bill, total = [], 0
+    for b in bills:  # a loop, not generators: this runs for every account of every cycle
+        days, fee = bill_late_fee(b, customer_class, cycle_date, policy)
+        per_bill.append((b.bill_id, days, fee))
+        total += fee
     if 0 < total < policy.late_fee_minimum_fen:
         total = policy.late_fee_minimum_fen
-    return total, per_bill
+    return total, tuple(per_bill)

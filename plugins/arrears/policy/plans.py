@@ -44,7 +44,7 @@ def current_plan(events: Iterable[CaseEvent], cycle_date: date) -> CaseEvent | N
     """The latest payment plan in force by its events (not ended by ``plan_broken`` or a later
     plan); its instalments, if any, are then checked by :func:`plan_status`."""
     plan = None
-    for e in sorted((e for e in events if e.effective_date <= cycle_date),
+    for e in sorted([e for e in events if e.effective_date <= cycle_date],
                     key=lambda e: (e.effective_date, e.event_id)):
         if e.event_type == "payment_plan":
             plan = e

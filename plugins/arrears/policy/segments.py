@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, timedelta
 
 from arrears.model import PROTECTIONS, SEGMENTS, Account, CaseEvent, SegmentFacts
@@ -33,6 +34,11 @@ class SegmentRules:
     lawyer_letter_min_dpd: tuple[tuple[str, int], ...] = (("wilful", 45),)  # (segment, DPD)
     # Agents' call list: segments in this order, then the larger outstanding first.
     call_priority: tuple[str, ...] = ("hardship", "disputing", "wilful", "new", "forgetful")
+
+    @cached_property
+    def lawyer_letter_floors(self) -> dict[str, int]:
+        """``lawyer_letter_min_dpd`` as a dict (looked up for every account in escalation)."""
+        return dict(self.lawyer_letter_min_dpd)
 
     @property
     def lookback_days(self) -> int:

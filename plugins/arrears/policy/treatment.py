@@ -12,11 +12,13 @@ from arrears.policy.config import Policy
 
 def lawyer_min_dpd(segment: str, policy: Policy) -> int:
     """The lawyer letter's DPD floor for the segment (wilful: 45 by default, §6)."""
-    return dict(policy.segments.lawyer_letter_min_dpd).get(segment, policy.lawyer_min_dpd)
+    return policy.segments.lawyer_letter_floors.get(segment, policy.lawyer_min_dpd)
 
 
 def late_fee_waiver(account: Account, segment: str, policy: Policy) -> str | None:
     """Why the late fee is shown as waived (a protection or the segment), or None."""
+    if not policy.late_fee_waive_for:  # the default: no relief scheme
+        return None
     why = sorted(account.protections & policy.late_fee_waive_for)
     if segment in policy.late_fee_waive_for:
         why.append(segment)
