@@ -176,7 +176,7 @@ def decide(url: str, part: list | None = None) -> dict:
     with Clock() as clock:
         result = ds.decide_cycle(engine, CycleRun(D, run_id="bench"), policy, calendar, rng)
     return {"rows": result.accounts, "seconds": clock.seconds, "by_stage": result.by_stage,
-            "start": start, "end": time.time()}
+            "start": start, "end": time.time(), "history": result.history}
 
 
 # --------------------------------------------------------------------------- history
@@ -234,6 +234,25 @@ def older_history(url: str, days: int) -> dict:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE decisions"))
             conn.execute(text("ANALYZE decision_actions"))
+    return {"rows": rows, "seconds": clock.seconds}
+
+
+@step
+def decision_state(url: str, through: str | None) -> dict:
+    """The per-account decision state as the real cycles would have left it on ``through``
+    (rebuilt from every decision up to it, outside the measured decide), so the next decide of D
+    folds in the dates after it, as the daily run does with the day before. ``through`` None: W
+    set after D, so the next decide reads the full history (history.sql) instead, for reference."""
+    from arrears.cycle import state
+    engine = make_engine(url)
+    with Clock() as clock:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE decision_state_through SET through = :t"),
+                         {"t": D + timedelta(days=1) if through is None else None})
+        if through is not None:
+            state.bring_up_to(engine, date.fromisoformat(through))
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT COUNT(*) FROM decision_state")).scalar_one()
     return {"rows": rows, "seconds": clock.seconds}
 
 

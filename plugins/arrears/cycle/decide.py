@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, text
 
+from arrears.cycle import state as decision_state
 from arrears.cycle.grouping import AccountStream
 from arrears.cycle.run import CycleRun
 from arrears.db import sql
@@ -123,9 +124,11 @@ def _history(rows: list, pending: list, happened: list,
 
 
 def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
-                   calendar: BusinessCalendar, part: AccountRange = EVERY_ACCOUNT) -> Iterator[Decision]:
+                   calendar: BusinessCalendar, part: AccountRange = EVERY_ACCOUNT,
+                   from_state: bool = False) -> Iterator[Decision]:
     """Each account of D's extract (in ``part``) decided from what was known as of D, in
-    account order."""
+    account order. ``from_state``: the earlier decisions come from the per-account state, which
+    the caller has seen holds every date before D (arrears.cycle.state), not the full history."""
     dialect = conn.dialect.name
     d = {"d": cycle_date, **part.params()}
     if dialect == "postgresql":
@@ -137,7 +140,8 @@ def iter_decisions(conn: Connection, cycle_date: date, policy: Policy,
                                              for p in arms.policies))
     bills = AccountStream(tuples(conn, sql("cycle/open_bills.sql", dialect), d, dates=(3,)))
     events = AccountStream(tuples(conn, sql("cycle/case_events.sql", dialect), d, dates=(3, 5)))
-    history = AccountStream(tuples(conn, sql("cycle/history.sql", dialect), d))
+    past = "cycle/decision_state.sql" if from_state else "cycle/history.sql"
+    history = AccountStream(tuples(conn, sql(past, dialect), d))
     notices = AccountStream(tuples(conn, sql("cycle/pending_notices.sql", dialect), d))
     replies = AccountStream(tuples(conn, sql("cycle/reply_opt_outs.sql", dialect), d))
     plan_payments = AccountStream(tuples(conn, sql("cycle/plan_payments.sql", dialect), d, dates=(1,)))
@@ -181,6 +185,7 @@ class DecideResult:
     accounts: int = 0
     by_stage: dict[str, int] = field(default_factory=dict)
     by_segment: dict[str, int] = field(default_factory=dict)
+    history: str = ""  # where the earlier decisions were read: "state" or "full" (history.sql)
 
 
 _DECISION_COLUMNS = ("cycle_date", "account_id", "stage", "stage_entered_on", "dpd",
@@ -206,7 +211,8 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
                  part: AccountRange = EVERY_ACCOUNT) -> DecideResult:
     """Replace this run's decisions of D (of the accounts in ``part``): the real record, or for
     a replay its own rows keyed by its run id, which never touch the real record
-    (arrears.records.decided)."""
+    (arrears.records.decided). A real decide first brings the per-account decision state up to
+    D-1 and reads it instead of the full history (arrears.cycle.state)."""
     result = DecideResult()
     where = {"d": run.cycle_date, "run_id": run.run_id, **part.params()}
     dialect = engine.dialect.name
@@ -214,19 +220,24 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
         from arrears.delivery.receipts import settle_opt_outs
         with engine.begin() as conn:  # committed first: the reader below must see it
             settle_opt_outs(conn, run.cycle_date)
+        decision_state.bring_up_to(engine, run.cycle_date - timedelta(days=1))
     table = {t: f"replay_{t}" if run.replay else t for t in DECIDED_TABLES}
     mine = _IN_PART + (" AND run_id = :run_id" if run.replay else "")
     key: tuple = (run.run_id,) if run.replay else ()  # the replay tables' run_id column first
     key_columns = ("run_id",) if run.replay else ()
     with engine.connect() as reader, engine.begin() as writer:
+        decision_state.hold(writer)
         for name in table.values():
             writer.execute(text(spelled(f"DELETE FROM {name} WHERE {mine}", dialect)), where)
+        # Read after the DELETE: on SQLite the writer holds the write lock from there on.
+        current = decision_state.through(writer) == run.cycle_date - timedelta(days=1)
+        result.history = "state" if current else "full"
         rows = RowWriter(writer, table["decisions"], _DECISION_COLUMNS)
         bills = RowWriter(writer, table["decision_bills"], key_columns + _BILL_COLUMNS)
         d = run.cycle_date
         arms = Arms(policy)
         by_stage, by_segment = result.by_stage, result.by_segment
-        for decision in iter_decisions(reader, d, policy, calendar, part):
+        for decision in iter_decisions(reader, d, policy, calendar, part, current):
             result.accounts += 1
             by_stage[decision.stage] = by_stage.get(decision.stage, 0) + 1
             by_segment[decision.segment] = by_segment.get(decision.segment, 0) + 1
@@ -240,6 +251,10 @@ def decide_cycle(engine: Engine, run: CycleRun, policy: Policy, calendar: Busine
         bills.flush()
         # decision_actions: the database splits the actions of the decisions just written.
         writer.execute(_split_actions(dialect, run.replay), where)
+        if not run.replay:
+            decision_state.after_writing(writer, d)
+    log.info("decided %d accounts of %s, earlier decisions from the %s", result.accounts, d,
+             "per-account state" if current else "full history")
     return result
 
 

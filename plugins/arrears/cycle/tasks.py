@@ -8,9 +8,11 @@ may run in any order, on any worker, and each may be retried alone.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from arrears import orchestration
 from arrears.cycle import decide as decide_step
+from arrears.cycle import state as decision_state
 from arrears.cycle import outputs
 from arrears.cycle.run import CycleRun
 from arrears.delivery.outbox import STATUSES, message_counts
@@ -28,11 +30,14 @@ log = logging.getLogger("arrears")
 
 
 def plan(context, size: int = decide_step.PART_SIZE) -> list[dict]:
-    """The parts of D's accounts."""
+    """The parts of D's accounts; for a real run, the decision state brought up to D-1 once
+    here, so the parts find it done instead of waiting for one of them to do it."""
     run = orchestration.run_from_context(context)
     engine = orchestration.engine()
     portfolio = (context.get("params") or {}).get("portfolio", "default")
     record_what_happened(run, load_policy(portfolio))
+    if not run.replay:
+        decision_state.bring_up_to(engine, run.cycle_date - timedelta(days=1))
     parts = decide_step.plan_parts(engine, run.cycle_date, size)
     log.info("deciding %s in %d part(s) of up to %d accounts", run.cycle_date, len(parts), size)
     return [{"lo": p.lo, "hi": p.hi} for p in parts]

@@ -69,7 +69,8 @@ SEED = {
 NOT_SEEDED = {"schema_migrations", "staged_dates", "staged_payments", "decision_bills", "cycle_runs",
               "audit_entries", "audit_chain_head", "audit_checkpoints", "channel_receipts",
               "roll_days", "roll_transitions",
-              "replay_decisions", "replay_decision_actions", "replay_decision_bills"}
+              "replay_decisions", "replay_decision_actions", "replay_decision_bills",
+              "decision_state", "decision_state_through"}  # rebuilt by its first decide
 ROWS_PER_FETCH = 20_000
 
 
