@@ -103,7 +103,11 @@ class SegmentFacts:
 @dataclass(slots=True)
 class History:
     """What earlier, non-replay cycles (strictly before D) decided for the account, and what
-    happened: messages on their way or sent, notices served, addresses that failed for good."""
+    happened: messages on their way or sent, notices served, addresses that failed for good.
+    Read from the decision state (arrears.cycle.state), ``lawyer_letters``, ``credit_reports``
+    and ``notices_decided`` hold only the latest date of each (of each notice): the policy may
+    ask only what the latest answers (the latest itself, or whether any is on or after a given
+    day; all are before D), never count them."""
     previous_stage: str | None = None
     stage_entered_on: date | None = None           # of previous_stage
     messages: tuple[tuple[date, str], ...] = ()    # (cycle date, channel) of every message

@@ -18,9 +18,11 @@ LEFT JOIN (
            MAX(CASE WHEN a.action = 'lawyer_letter' THEN a.cycle_date END) AS letter,
            MAX(CASE WHEN a.action = 'credit_report' THEN a.cycle_date END) AS report
     -- The dates' decisions first (CROSS JOIN: SQLite keeps that order), then each one's
-    -- actions by key: never a walk through every action of the four ever taken.
+    -- actions by key; the dates again on the actions for PostgreSQL, which does not carry a
+    -- range across a join. Never a walk through every action of the four ever taken.
     FROM decisions p CROSS JOIN decision_actions a
     WHERE p.replay = 0 AND p.cycle_date > :after AND p.cycle_date <= :through
+      AND a.cycle_date > :after AND a.cycle_date <= :through
       AND a.cycle_date = p.cycle_date AND a.account_id = p.account_id
       AND a.action IN ('credit_prenotice', 'disconnection_notice', 'lawyer_letter', 'credit_report')
     GROUP BY a.account_id
