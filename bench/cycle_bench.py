@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 D = date(2026, 11, 16)            # a Monday, inside the contact window's week
 STATE_THROUGH = D - timedelta(days=9)  # the day before the earlier cycle (steps.history, D-8)
-HISTORY_REPEATS = 3
+HISTORY_REPEATS = 5
 PG_URL = os.environ.get("ARREARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -212,16 +212,18 @@ def decide_again(url: str) -> dict:
     return run_step("decide", url=url)
 
 
-def median(runs: list[dict]) -> dict:
-    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+def fastest(runs: list[dict]) -> dict:
+    """The run least disturbed by the rest of the machine (its other work only adds time)."""
+    return min(runs, key=lambda r: r["seconds"])
 
 
 def history_comparison(kind: str, folder: Path, work: Path, table: Table, url: str, tag: str,
                        history_days: int) -> None:
     """A second database, the same extract and earlier cycle plus ``history_days`` more days of
     decisions; then the decide of D on the week-old and the year-old book alternately,
-    HISTORY_REPEATS times each (the machine is shared: alternating puts both under the same
-    load), and once on the year-old book with the full history read, for reference."""
+    HISTORY_REPEATS times each, the fastest of each compared (the machine is shared: alternating
+    puts both under the same load), and once on the year-old book with the full history read,
+    for reference."""
     old_tag = f"{tag}y"
     old = fresh_database(kind, work, old_tag)
     try:
@@ -240,10 +242,10 @@ def history_comparison(kind: str, folder: Path, work: Path, table: Table, url: s
             for label, r in (("week", weeks[-1]), ("year", years[-1])):
                 say(f"  {label}: decide {r['seconds']:.2f} s (the state's fold"
                     f" {r['fold_seconds']:.2f} s), earlier decisions from the {r['history']}")
-        week, year = median(weeks), median(years)
+        week, year = fastest(weeks), fastest(years)
         assert {r["history"] for r in weeks + years} == {"state"}
         table.add(kind, f"decisions after {history_days + 8} days of history"
-                  f" (median of {HISTORY_REPEATS}, alternating)", year["rows"], year["seconds"],
+                  f" (best of {HISTORY_REPEATS}, alternating)", year["rows"], year["seconds"],
                   "decisions, 8 days of history (same)", week["seconds"],
                   "<= 1.15x (same as after a week)", year["rss_mb"], year["cpu"])
         run_step("decision_state", url=old, through=None)  # out of use: the full history read
