@@ -103,3 +103,17 @@ def deliver(engine, outbox: Path, run, policy=POLICY, on: date | None = None, tr
                       attempt=attempt, dates=[run.cycle_date], clock=clock).as_dict()
     result["service"] = after_dispatch(engine, outbox, TZ, policy, Recorder(run.run_id, "dispatch_messages", 1), [run.cycle_date])
     return result
+
+
+class DaemonicPool:
+    """What a daemonic task process gets from multiprocessing: no child may start. Patched in
+    for ``arrears.processes.ProcessPoolExecutor``."""
+
+    def __init__(self, *args, **kw):
+        pass
+
+    def submit(self, *args, **kw):
+        raise AssertionError("daemonic processes are not allowed to have children")
+
+    def shutdown(self, *args, **kw):
+        pass

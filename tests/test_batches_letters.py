@@ -273,20 +273,12 @@ def test_a_day_without_letters_is_an_empty_complete_batch(decided, tmp_path):
 
 
 def test_letters_are_drawn_in_process_when_no_worker_may_start(monkeypatch, caplog):
+    from arrears import processes
     from arrears.batches import letters
-
-    class DaemonicPool:  # what a daemonic task process gets from multiprocessing
-        def __init__(self, *args, **kw):
-            pass
-
-        def submit(self, *args, **kw):
-            raise AssertionError("daemonic processes are not allowed to have children")
-
-        def shutdown(self, *args, **kw):
-            pass
+    from factories import DaemonicPool
     batch = [letters.Letter(D, f"A{n}", "李娜", "上海市", "zh-CN", 70, 30_000, 2_100, ()) for n in range(2)]
     serial = [pdf for _, pdf in letters.rendered(batch, workers=1)]
-    monkeypatch.setattr(letters, "ProcessPoolExecutor", DaemonicPool)
+    monkeypatch.setattr(processes, "ProcessPoolExecutor", DaemonicPool)
     monkeypatch.setattr(letters, "PARALLEL_FROM", 1)
     assert [pdf for _, pdf in letters.rendered(batch, workers=2)] == serial
-    assert "drawing on one core" in caplog.text
+    assert "lawyer letters: no worker processes" in caplog.text

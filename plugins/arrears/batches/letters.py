@@ -16,12 +16,10 @@ import re
 import tomllib
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from hashlib import sha1
-from multiprocessing import get_context
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -30,6 +28,7 @@ from markupsafe import Markup, escape
 
 from arrears.money import format_fen
 from arrears.paths import TEMPLATES_DIR
+from arrears.processes import start_pool
 from arrears.records.decided import Decided
 from arrears.utility import identity
 
@@ -305,25 +304,11 @@ def _worker_count() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), int(os.environ.get("ARREARS_LETTER_WORKERS", "64"))))
 
 
-def _start_pool(workers: int) -> ProcessPoolExecutor | None:
-    """Worker processes with the font loaded, or None (drawn in this process) when the task's
-    process may not start children, e.g. a daemonic worker."""
-    # spawn, not fork: the Airflow task process has threads, and forking them is unsafe.
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                               initializer=register_cjk_font)
-    try:
-        pool.submit(register_cjk_font).result()
-    except Exception as exc:  # noqa: BLE001 - any failure to start means: draw here instead
-        pool.shutdown(cancel_futures=True)
-        log.warning("lawyer letters: no worker processes (%r); drawing on one core", exc)
-        return None
-    return pool
-
-
 def rendered(letters: list[Letter], workers: int | None = None) -> Iterator[tuple[Letter, bytes]]:
     """Each letter with its PDF, in the given order; many letters are drawn on every core."""
     workers = _worker_count() if workers is None else workers
-    pool = _start_pool(workers) if workers > 1 and len(letters) >= PARALLEL_FROM else None
+    pool = (start_pool(workers, register_cjk_font, what="lawyer letters")
+            if workers > 1 and len(letters) >= PARALLEL_FROM else None)
     if pool is None:
         register_cjk_font()
         for letter in letters:
