@@ -9,15 +9,27 @@ import threading
 from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psutil
 from aiosmtpd.controller import Controller
+
+
+def client_pid(peer) -> int | None:
+    """The process on this machine holding the client end of an SMTP session."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.pid and conn.laddr and (conn.laddr.ip, conn.laddr.port) == tuple(peer[:2]):
+            return conn.pid
+    return None
 
 
 class SmtpRecorder:
     """aiosmtpd handler: RCPT to a ``bounce@`` address gets 550; while ``fail_after`` is set,
-    every DATA after that many accepted messages gets 451 (a temporary failure)."""
+    every DATA after that many accepted messages gets 451 (a temporary failure). With
+    ``track_senders``, ``senders`` holds the client process of each message that arrived."""
 
-    def __init__(self):
+    def __init__(self, track_senders: bool = False):
         self.messages: list[email.message.EmailMessage] = []
+        self.senders: list[int | None] = []
+        self.track_senders = track_senders
         self.fail_after: int | None = None
         self.lock = threading.Lock()
 
@@ -29,6 +41,8 @@ class SmtpRecorder:
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
+            if self.track_senders:
+                self.senders.append(client_pid(session.peer))
             if self.fail_after is not None and len(self.messages) >= self.fail_after:
                 return "451 4.3.0 mailbox busy, try again later"
             self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))

@@ -176,6 +176,66 @@ def test_an_outage_stops_the_batch_and_the_next_attempt_sends_the_rest(engine, t
     assert len(gateway.requests) == 5               # nothing resent to the gateway
 
 
+def test_a_large_batch_goes_over_two_sessions_each_message_once(engine, tmp_path, servers):
+    """More messages than ``sessions_from``: the chunks go out from 2 session processes at once
+    (the connection's default ``sessions``), each claimed by one of them only."""
+    import os
+    _, smtp, gateway = servers
+    smtp.track_senders = True
+    run = decide_day(engine, tmp_path)
+    queue_messages(engine, run, POLICY, "power.example", at(D, 8, 30)())
+    smtp.fail_after = 3                             # then the server refuses for now (451)
+    first = send(engine, at(D, 8, 31), chunk=1, sessions_from=2)
+    assert (first.sent, first.failed, first.permanent_failure) == (3 + 4, 2, 2)  # 4 SMS
+    senders = set(smtp.senders)
+    assert len(senders) == 2 and os.getpid() not in senders and None not in senders
+    rows = outbox(engine)
+    assert {v[0] for k, v in rows.items() if k.endswith(":email")} == {"sent", "failed",
+                                                                       "permanent_failure"}
+    assert all(v[4] in smtp.message_ids() and v[3].startswith("250 ")
+               for k, v in rows.items() if k.endswith(":email") and v[0] == "sent")
+
+    smtp.fail_after = None                          # the retry sends the 2 that failed, only them
+    second = send(engine, at(D, 8, 40), chunk=1, sessions_from=2)
+    assert second.sent == 2 and not second.retry_wanted
+    assert sorted(m["To"] for m in smtp.messages) == sorted(EXPECTED_EMAIL)
+    assert len(set(smtp.message_ids())) == len(smtp.messages) == 5
+
+
+def test_a_task_that_may_not_start_processes_sends_from_its_own(engine, tmp_path, servers,
+                                                                monkeypatch, caplog):
+    import os
+
+    from arrears import processes
+    from factories import DaemonicPool
+    _, smtp, _ = servers
+    smtp.track_senders = True
+    monkeypatch.setattr(processes, "ProcessPoolExecutor", DaemonicPool)
+    queue_messages(engine, decide_day(engine, tmp_path), POLICY, "power.example", at(D, 8, 30)())
+    assert send(engine, at(D, 8, 31), chunk=1, sessions_from=2).sent == 5 + 4
+    assert set(smtp.senders) == {os.getpid()} and len(smtp.messages) == 5
+    assert "smtp sessions: no worker processes" in caplog.text
+
+
+def test_an_outage_stops_every_session_and_the_next_attempt_sends_the_rest(engine, tmp_path,
+                                                                          servers):
+    running, smtp, _ = servers
+    run = decide_day(engine, tmp_path)
+    queue_messages(engine, run, POLICY, "power.example", at(D, 8, 30)())
+    port = running[0].port
+    running[0].stop()                               # the SMTP server is down
+    first = send(engine, at(D, 8, 31), chunk=1, sessions_from=2)
+    assert "email" in first.outage and first.retry_wanted and first.sent == 4  # the SMS
+    email_rows = {k: v for k, v in outbox(engine).items() if k.endswith(":email")}
+    # At most one message per session met the outage; none is left claimed.
+    assert {v[0] for v in email_rows.values()} <= {"queued", "failed"}
+    assert 1 <= sum(v[1] for v in email_rows.values()) <= 2
+    running.append(start_smtp(smtp, port)[0])      # ... and back
+    second = send(engine, at(D, 8, 45), chunk=1, sessions_from=2)
+    assert second.sent == 5 and {m["To"] for m in smtp.messages} == EXPECTED_EMAIL
+    assert len(smtp.messages) == 5
+
+
 def test_a_worker_killed_mid_send_is_resolved_after_its_lease(engine, tmp_path, servers):
     _, smtp, gateway = servers
     run = decide_day(engine, tmp_path)

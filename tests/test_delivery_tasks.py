@@ -141,3 +141,23 @@ def test_connections_are_read_the_way_operators_write_them(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", json.dumps({"conn_type": "smtp"}))
     with pytest.raises(DeliveryError, match="no host: set it or delete the connection"):
         SmtpTransport(get_connection("arrears_smtp"))
+
+
+@pytest.mark.parametrize("sessions, expected", [(None, 2), (1, 1), ("4", 4), (" 8 ", 8), (64, 64)])
+def test_the_smtp_sessions_extra(monkeypatch, sessions, expected):
+    from arrears.delivery.transports import SmtpTransport
+    from arrears.settings import get_connection
+    extra = {} if sessions is None else {"sessions": sessions}
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", json.dumps(
+        {"conn_type": "smtp", "host": "mail.example", "extra": extra}))
+    assert SmtpTransport(get_connection("arrears_smtp")).sessions == expected
+
+
+@pytest.mark.parametrize("sessions", [0, -1, 65, 2.5, 2.0, True, "", "two", "2.0", "١", None, [2]])
+def test_a_hostile_smtp_sessions_extra_is_a_configuration_error(monkeypatch, sessions):
+    from arrears.delivery.transports import DeliveryError, SmtpTransport
+    from arrears.settings import get_connection
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", json.dumps(
+        {"conn_type": "smtp", "host": "mail.example", "extra": {"sessions": sessions}}))
+    with pytest.raises(DeliveryError, match="extra.sessions must be a whole number from 1 to 64"):
+        SmtpTransport(get_connection("arrears_smtp"))

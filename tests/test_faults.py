@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from cycle_steps import context, mails, rows, run_cycle, snapshot, use_database
-from delivery_servers import SmtpRecorder, start_smtp
+from delivery_servers import SmtpRecorder, client_pid, start_smtp
 from factories import landing
 
 D = date(2026, 11, 16)
@@ -263,6 +263,7 @@ mp = pytest.MonkeyPatch()
 use_database(mp, {url!r}, __import__("pathlib").Path({land!r}), __import__("pathlib").Path({outbox!r}))
 os.environ["AIRFLOW_CONN_ARREARS_SMTP"] = {smtp!r}
 from arrears.delivery import tasks as delivery
+{prelude}
 print("dispatching", flush=True)
 delivery.dispatch_cycle(context(date.fromisoformat({day!r}), task_id="dispatch_messages"))
 print("finished without being killed", flush=True)
@@ -286,7 +287,7 @@ def test_worker_killed_in_the_middle_of_a_mail_batch_then_retried(folders, monke
 
         script = WORKER.format(tests=str(TESTS), plugins=str(TESTS.parent / "plugins"), url=db_url,
                                land=str(land), outbox=str(outbox), day=D.isoformat(),
-                               smtp=smtp_connection(controller.port))
+                               smtp=smtp_connection(controller.port), prelude="")
         worker = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   start_new_session=True)
@@ -310,6 +311,129 @@ def test_worker_killed_in_the_middle_of_a_mail_batch_then_retried(folders, monke
         later = datetime.now(timezone.utc) + LEASE + timedelta(minutes=1)
         delivery.dispatch_cycle(context(D, task_id="dispatch_messages", try_number=3),
                                 clock=lambda: later)
+        assert_each_mail_once(engine, recorder)
+        assert len(recorder.messages) == 12
+    finally:
+        controller.stop()
+
+
+# Chunks of 3 over the connection's 2 sessions, even for the 12 messages of these tests.
+IN_SESSIONS = """
+import functools
+delivery.dispatch = functools.partial(delivery.dispatch, chunk=3, sessions_from=1)
+"""
+
+
+class KillingSessionRecorder(SmtpRecorder):
+    """When the ``kill_at``-th message arrives, SIGKILLs ``victim``: "session" kills the process
+    sending it (one of the task's 2 SMTP session processes; that message gets 421, so it was
+    not delivered), "task" kills the dispatching task itself (the message is accepted)."""
+
+    def __init__(self, kill_at: int, victim: str):
+        super().__init__()
+        self.kill_at, self.victim, self.task_pid, self.arrived = kill_at, victim, None, 0
+        self.killed: int | None = None
+        self.sessions: list = []   # the task's session processes when it was killed
+
+    async def handle_DATA(self, server, session, envelope):
+        import psutil
+        with self.lock:
+            self.arrived += 1
+            if self.task_pid and self.arrived == self.kill_at:
+                self.sessions = psutil.Process(self.task_pid).children()
+                self.killed = client_pid(session.peer) if self.victim == "session" else self.task_pid
+                os.kill(self.killed, signal.SIGKILL)
+                self.task_pid = None
+                if self.victim == "session":
+                    return "421 4.3.0 connection lost"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def start_sending_task(recorder, controller, db_url, land, outbox):
+    script = WORKER.format(tests=str(TESTS), plugins=str(TESTS.parent / "plugins"), url=db_url,
+                           land=str(land), outbox=str(outbox), day=D.isoformat(),
+                           smtp=smtp_connection(controller.port), prelude=IN_SESSIONS)
+    task = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    recorder.task_pid = task.pid
+    return task
+
+
+def queue_for_sessions(engine, monkeypatch, controller, db_url, land, outbox) -> None:
+    from arrears.delivery import tasks as delivery
+    use_database(monkeypatch, db_url, land, outbox)
+    accounts, bills = reminder_accounts(12)
+    landing(land / D.isoformat(), accounts, bills, [], [])
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_SMTP", smtp_connection(controller.port))
+    run_cycle(D, deliver=False)
+    delivery.queue(context(D, task_id="queue_messages"))
+    assert len(queued_mail(engine)) == 12
+
+
+def test_a_session_process_killed_in_the_middle_of_its_claimed_chunk(folders, monkeypatch, engine,
+                                                                     db_url):
+    """One of the 2 SMTP session processes is SIGKILLed while the server holds its message:
+    its chunk keeps the dead claim (at most that one message of unknown fate); the other session
+    records the message it has in flight, releases the rest of its chunk and stops; the task
+    fails (Airflow retries it)."""
+    from arrears.delivery import tasks as delivery
+    from arrears.delivery.dispatch import LEASE
+    land, outbox = folders
+    recorder = KillingSessionRecorder(kill_at=5, victim="session")
+    controller, _ = start_smtp(recorder)
+    try:
+        queue_for_sessions(engine, monkeypatch, controller, db_url, land, outbox)
+        task = start_sending_task(recorder, controller, db_url, land, outbox)
+        out, _ = task.communicate(timeout=180)
+        out = out.decode(errors="replace")
+        assert task.returncode == 1 and "BrokenProcessPool" in out, out[-3000:]
+        assert recorder.killed in {p.pid for p in recorder.sessions}
+        # 4 acknowledged before the kill, then what the other session sent until it was stopped
+        acknowledged = len(recorder.messages)
+        assert 4 <= acknowledged < 12
+        # Every acknowledged message is recorded sent, in both sessions; the killed session's
+        # chunk (one claim of at most 3) stays claimed; everything else is back in the queue.
+        states = dict(rows(engine, "SELECT status, COUNT(*) FROM outbox WHERE channel = 'email'"
+                                   " GROUP BY status"))
+        assert states["sent"] == acknowledged and 1 <= states["sending"] <= 3, states
+        assert set(states) <= {"sent", "sending", "queued"}, states
+        assert len(rows(engine, "SELECT DISTINCT claimed_at FROM outbox"
+                                " WHERE channel = 'email' AND status = 'sending'")) == 1
+        # The retry within the lease sends what was released, not the dead claim.
+        delivery.dispatch_cycle(context(D, task_id="dispatch_messages", try_number=2))
+        assert len(recorder.messages) == 12 - states["sending"]
+        later = datetime.now(timezone.utc) + LEASE + timedelta(minutes=1)
+        delivery.dispatch_cycle(context(D, task_id="dispatch_messages", try_number=3),
+                                clock=lambda: later)
+        assert_each_mail_once(engine, recorder)
+        assert len(recorder.messages) == 12
+    finally:
+        controller.stop()
+
+
+def test_the_task_killed_while_its_sessions_send(folders, monkeypatch, engine, db_url):
+    """The dispatching task is SIGKILLed; its 2 session processes notice, record the message
+    each has in flight, release the rest of their chunks and end: nothing is left claimed, and
+    the retry sends the rest at once."""
+    import psutil
+    from arrears.delivery import tasks as delivery
+    land, outbox = folders
+    recorder = KillingSessionRecorder(kill_at=5, victim="task")
+    controller, _ = start_smtp(recorder)
+    try:
+        queue_for_sessions(engine, monkeypatch, controller, db_url, land, outbox)
+        task = start_sending_task(recorder, controller, db_url, land, outbox)
+        out, _ = task.communicate(timeout=180)
+        assert task.returncode == -signal.SIGKILL, out.decode(errors="replace")[-3000:]
+        assert len(recorder.sessions) >= 2
+        _, alive = psutil.wait_procs(recorder.sessions, timeout=60)
+        assert not alive, "the session processes outlived their task"
+        sent = len(recorder.messages)
+        assert 5 <= sent < 12
+        states = dict(rows(engine, "SELECT status, COUNT(*) FROM outbox WHERE channel = 'email'"
+                                   " GROUP BY status"))
+        assert states == {"sent": sent, "queued": 12 - sent}, states
+        delivery.dispatch_cycle(context(D, task_id="dispatch_messages", try_number=2))
         assert_each_mail_once(engine, recorder)
         assert len(recorder.messages) == 12
     finally:

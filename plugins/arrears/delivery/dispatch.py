@@ -16,27 +16,43 @@ next message's first SMTP commands go out. The server has the row when the state
 a killed worker loses nothing it was told; only a crash of the database server itself could lose
 the last fraction of a second of records, and the last record of each chunk is committed durably
 (which flushes the ones before it).
+
+A channel whose transport allows several sessions (SMTP: the connection's ``sessions``) and that
+has many messages waiting sends its chunks from that many processes at once, each chunk claimed,
+sent over its own connection and recorded by the process sending it, exactly as above: the claim
+keeps a message to one process, and each connection leaves at most one message of unknown fate.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import os
+import signal
+import threading
+import time as clock_time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from multiprocessing import get_context
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.exc import DBAPIError
 
+from arrears.db import make_engine
 from arrears.delivery.outbox import Attempt, utc_stamp
 from arrears.delivery.transports import (OutboxMessage, Outage, PermanentFailure,
                                          TransientFailure)
+from arrears.processes import start_pool
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 MESSAGES_PER_CONNECTION = 200   # messages per claim and SMTP connection / per progress line
 MAX_ATTEMPTS = 5                    # then a failing message is given up as permanent_failure
 LEASE = timedelta(minutes=15)       # a `sending` row older than this belongs to a dead attempt
+# A channel with fewer messages waiting uses one session: starting a process costs about a second.
+SESSIONS_FROM = 1000
 
 
 def wall_clock() -> datetime:
@@ -95,6 +111,13 @@ class DispatchResult:
     in_window: bool = True
     dates: list[str] = field(default_factory=list)
 
+    COUNTS = ("sent", "failed", "permanent_failure", "skipped", "fell_back")
+
+    def add(self, other: DispatchResult) -> None:
+        """Count in what another process sent for this dispatch."""
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     @property
     def retry_wanted(self) -> bool:
         return bool(self.failed or self.outage)
@@ -125,9 +148,10 @@ def expire_superseded(engine: Engine, dates: Iterable[date] | None = None) -> in
 def dispatch(engine: Engine, transports: dict, *, tz: str, window: tuple[time, time],
              attempt: Attempt, dates: Iterable[date] | None = None, clock: Clock = wall_clock,
              chunk: int = MESSAGES_PER_CONNECTION, max_attempts: int = MAX_ATTEMPTS,
-             lease: timedelta = LEASE) -> DispatchResult:
+             lease: timedelta = LEASE, sessions_from: int = SESSIONS_FROM) -> DispatchResult:
     """Send the unsent messages of ``dates`` (all dates when None) through ``transports``
-    (channel -> transport). Outside the contact window they are marked ``deferred``."""
+    (channel -> transport). Outside the contact window they are marked ``deferred``. A channel
+    with at least ``sessions_from`` messages waiting uses its transport's ``sessions``."""
     dates = None if dates is None else sorted(set(dates))
     result = DispatchResult(dates=[d.isoformat() for d in dates or ()])
     result.expired = expire_superseded(engine, dates)
@@ -166,7 +190,7 @@ def dispatch(engine: Engine, transports: dict, *, tz: str, window: tuple[time, t
         todo.sort()
         fell_back = result.fell_back
         _send_channels(engine, transports, todo, attempt, clock, stale, max_attempts, chunk,
-                       result, outages)
+                       result, outages, sessions_from)
         if result.fell_back == fell_back:
             break
     result.outage = "; ".join(outages)
@@ -181,23 +205,126 @@ def _unbound_channels(transports: dict) -> list[str]:
 
 
 def _send_channels(engine, transports, todo, attempt, clock, stale, max_attempts, chunk, result,
-                   outages) -> None:
+                   outages, sessions_from) -> None:
     for channel in sorted({c for c, _ in todo}):
         keys = [k for c, k in todo if c == channel]
         transport, done, outage = transports[channel], 0, ""
-        for start in range(0, len(keys), chunk):
-            part = keys[start:start + chunk]
-            tried, outage = _send_chunk(engine, transport, part, attempt, clock, stale,
-                                        max_attempts, result)
-            done += tried
-            log.info("%s: %d/%d messages handled (all channels so far: sent %d, failed %d, "
-                     "permanent %d)", transport.name, done, len(keys), result.sent, result.failed,
-                     result.permanent_failure)
-            if outage:
-                log.warning("%s: stopped after an outage, %d messages wait for the next attempt:"
-                            " %s", transport.name, len(keys) - done, outage)
-                outages.append(f"{channel}: {outage}")
-                break
+        chunks = [keys[start:start + chunk] for start in range(0, len(keys), chunk)]
+        sessions = min(getattr(transport, "sessions", 1), len(chunks))
+        if len(keys) < sessions_from or not _shared(engine):
+            sessions = 1
+        stop = get_context("spawn").Event() if sessions > 1 else None
+        pool = stop and start_pool(sessions, _start_session, (engine.url, os.getpid(), stop),
+                                   f"{transport.name} sessions")
+        if pool:
+            log.info("%s: %d messages over %d sessions at once", transport.name, len(keys), sessions)
+            handled = _chunks_in_sessions(pool, stop, sessions, transport, chunks, attempt,
+                                          _Shifted(clock() - wall_clock()), stale, max_attempts,
+                                          result)
+        else:
+            handled = (_send_chunk(engine, transport, part, attempt, clock, stale, max_attempts,
+                                   result) for part in chunks)
+        with closing(handled):  # after an outage: the other sessions stop, their rows released
+            for tried, outage in handled:
+                done += tried
+                log.info("%s: %d/%d messages handled (all channels so far: sent %d, failed %d, "
+                         "permanent %d)", transport.name, done, len(keys), result.sent,
+                         result.failed, result.permanent_failure)
+                if outage:
+                    log.warning("%s: stopped after an outage, %d messages wait for the next"
+                                " attempt: %s", transport.name, len(keys) - done, outage)
+                    outages.append(f"{channel}: {outage}")
+                    break
+
+
+def _shared(engine: Engine) -> bool:
+    """Can other processes open this database? (Not an in-memory SQLite one.)"""
+    return engine.dialect.name != "sqlite" or engine.url.database not in (None, "", ":memory:")
+
+
+class _Shifted:
+    """The dispatch's clock in a session process (a test's frozen clock is not picklable): the
+    wall clock moved by the offset the dispatch's clock had from it when the chunks went out."""
+
+    def __init__(self, offset: timedelta):
+        self.offset = offset
+
+    def __call__(self) -> datetime:
+        return wall_clock() + self.offset
+
+
+def _chunks_in_sessions(pool, stop, sessions: int, transport, chunks, attempt, clock, stale,
+                        max_attempts, result) -> Iterator[tuple[int, str]]:
+    """Each chunk sent by one of the session processes, one chunk each at a time; yields as
+    the chunks finish. Closed early (an outage) or failing (a session process killed, the task
+    stopped), it stops every session after the message in flight, whose answer is recorded."""
+    waiting, running = list(reversed(chunks)), set()
+    try:
+        while waiting or running:
+            while waiting and len(running) < sessions:
+                running.add(pool.submit(_send_chunk_in_session, transport, waiting.pop(), attempt,
+                                        clock, stale, max_attempts))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                tried, outage, counts = future.result()
+                result.add(counts)
+                yield tried, outage
+    except BaseException:
+        stop.set()
+        for future in running:
+            try:
+                result.add(future.result()[2])
+            except Exception as exc:  # noqa: BLE001 - the first failure is the one raised
+                log.warning("%s: a session ended with %r", transport.name, exc)
+        raise
+    finally:
+        pool.shutdown()
+
+
+# In a session process: its engine, the dispatching process, the dispatch's stop event, and
+# whether it is sending a chunk or waiting for the next.
+_session: dict = {}
+
+
+def _start_session(url, parent: int, stop) -> None:
+    """A session process's start. SIGTERM, or its task gone (killed: checked twice a second),
+    ends a waiting session at once; a sending one first finishes the message in flight and
+    records its answer, then releases the rest of its chunk (``_stop_requested``)."""
+    _session.update(engine=make_engine(url.render_as_string(hide_password=False)), parent=parent,
+                    stop=stop, terminated=False, sending=False)
+
+    def end_or_stop(*_) -> None:
+        _session["terminated"] = True
+        if not _session["sending"]:
+            os._exit(0)
+
+    def watch_the_task() -> None:
+        while os.getppid() == parent:
+            clock_time.sleep(0.5)
+        end_or_stop()
+
+    signal.signal(signal.SIGTERM, end_or_stop)
+    threading.Thread(target=watch_the_task, daemon=True).start()
+
+
+def _stop_requested() -> bool:
+    """In a session process: the dispatch stopped its sessions, SIGTERM came, or the
+    dispatching task is gone (killed). Never in the dispatching process itself."""
+    return bool(_session) and (_session["terminated"] or _session["stop"].is_set()
+                               or os.getppid() != _session["parent"])
+
+
+def _send_chunk_in_session(transport, keys, attempt, clock, stale, max_attempts):
+    counts = DispatchResult()
+    _session["sending"] = True
+    try:
+        tried, outage = _send_chunk(_session["engine"], transport, keys, attempt, clock, stale,
+                                    max_attempts, counts)
+    finally:
+        _session["sending"] = False
+    if _session["terminated"]:
+        os._exit(0)   # nobody waits for this chunk's counts: its answers are recorded
+    return tried, outage, counts
 
 
 def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, clock: Clock,
@@ -219,6 +346,8 @@ def _send_chunk(engine: Engine, transport, keys: list[str], attempt: Attempt, cl
         try:
             with _Recorder(engine) as recorder, transport.session(day) as send:
                 for n, row in enumerate(rows):
+                    if _stop_requested():  # the rest is released below
+                        return tried, f"session stopped after {n} of {len(rows)} claimed messages"
                     tried, untried = tried + 1, n + 1
                     outage = _send_one(recorder, send, row, now, n == len(rows) - 1,
                                        max_attempts, clock, result)

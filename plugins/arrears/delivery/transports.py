@@ -22,7 +22,6 @@ from email.utils import format_datetime
 from urllib.parse import quote
 
 from arrears.delivery.render import sender
-from arrears.outbox_files import appending, as_storage_path, day_folder, write_file
 
 
 class DeliveryError(Exception):
@@ -82,8 +81,9 @@ def build_email(msg: OutboxMessage, from_addr: str):
 
     queued = datetime.strptime(msg.queued_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
     seed = hashlib.sha256(msg.idem_key.encode()).hexdigest()[:24]
+    # The address as a (name, address) pair: emails takes it as it is instead of parsing it again.
     message = emails.Message(html=msg.body_html or None, text=msg.body_text, subject=msg.subject,
-                             mail_from=from_addr, mail_to=msg.address,
+                             mail_from=from_addr, mail_to=(None, msg.address),
                              message_id=msg.message_id, date=format_datetime(queued),
                              headers={"X-Arrears-Key": msg.idem_key,
                                       # one-click opt-out in mail clients, besides the text's
@@ -103,15 +103,31 @@ def _smtp_code_failure(code: int, what: str) -> DeliveryError:
     return (PermanentFailure if 500 <= code < 600 else TransientFailure)(f"{code} {what}")
 
 
+SMTP_SESSIONS = 2   # SMTP connections a large batch is sent over at once (README: the outbox)
+
+
+def _sessions(extra: dict) -> int:
+    value = extra.get("sessions", SMTP_SESSIONS)
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    sessions = int(value) if whole or (isinstance(value, str) and value.strip().isascii()
+                                          and value.strip().isdigit()) else 0
+    if not 1 <= sessions <= 64:
+        raise DeliveryError(f"connection arrears_smtp: extra.sessions must be a whole number "
+                            f"from 1 to 64, not {value!r}")
+    return sessions
+
+
 class SmtpTransport:
     """The ``arrears_smtp`` connection, with the SMTP provider's extras: ``from_email``,
     ``disable_ssl`` (default false: SMTPS), ``disable_tls`` (default false: STARTTLS when not
-    SMTPS), ``timeout`` (seconds, default 30), ``local_hostname`` (EHLO name)."""
+    SMTPS), ``timeout`` (seconds, default 30), ``local_hostname`` (EHLO name), ``sessions``
+    (connections a large batch uses at once, one process each, default 2)."""
     name = "smtp"
 
     def __init__(self, conn):
         extra = _extra(conn)
         ssl = not _flag(extra, "disable_ssl")
+        self.sessions = _sessions(extra)
         self.from_addr = mail_from(conn)
         self.options = dict(host=conn.host, port=int(conn.port or (465 if ssl else 25)), ssl=ssl,
                             tls=not ssl and not _flag(extra, "disable_tls"),
@@ -138,7 +154,7 @@ class SmtpTransport:
     def _send(self, backend, msg: OutboxMessage) -> str:
         message = build_email(msg, self.from_addr)
         try:
-            response = message.send(to=msg.address, smtp=backend)
+            response = message.send(smtp=backend)  # to: the message's own To, parsed once
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             raise _smtp_code_failure(code, f"recipient refused: {reply!r}") from None
@@ -164,15 +180,18 @@ class EmlFileTransport:
     name = "eml"
 
     def __init__(self, outbox, from_addr: str):
+        from arrears.outbox_files import as_storage_path  # imports Airflow: not in SMTP sessions
         self.outbox, self.from_addr = as_storage_path(outbox), from_addr
 
     @contextmanager
     def session(self, cycle_date: str):
+        from arrears.outbox_files import day_folder
         folder = day_folder(self.outbox, date.fromisoformat(cycle_date)) / "mail"
         yield lambda msg: self._send(folder, msg)
 
     def _send(self, folder, msg: OutboxMessage) -> str:
         name = msg.idem_key.replace(":", "_") + ".eml"
+        from arrears.outbox_files import write_file
         path = write_file(folder / name, build_email(msg, self.from_addr).as_bytes())
         return f"file {path.name}"
 
@@ -256,6 +275,7 @@ class JsonlTransport:
     name = "jsonl"
 
     def __init__(self, outbox, file_name: str, line):
+        from arrears.outbox_files import as_storage_path
         self.outbox, self.file_name, self._line = as_storage_path(outbox), file_name, line
         self.name = file_name.replace(".", "_")
         self._present: dict[str, set[str]] = {}   # read once per file and dispatch, not per chunk
@@ -272,6 +292,7 @@ class JsonlTransport:
 
     @contextmanager
     def session(self, cycle_date: str):
+        from arrears.outbox_files import appending, day_folder
         path = day_folder(self.outbox, date.fromisoformat(cycle_date)) / self.file_name
         present = self._keys_in(path)
         with appending(path) as append:
