@@ -265,20 +265,29 @@ def decision_state(url: str, through: str | None) -> dict:
 SEND_AT = datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # inside the window
 
 
-def smtp_connection(port: int):
+def smtp_connection(port: int, sessions: int = 1):
     return SimpleNamespace(conn_id="bench_sink", host="127.0.0.1", port=port, login=None,
-                           password=None, extra_dejson={"disable_ssl": True, "disable_tls": True})
+                           password=None, extra_dejson={"disable_ssl": True, "disable_tls": True,
+                                                        "sessions": sessions})
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time and that of its children that have ended (the session processes)."""
+    import resource
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 @step
-def mail(url: str, work: str, port: int, limit: int) -> dict:
+def mail(url: str, work: str, port: int, limit: int, sessions: int = 1) -> dict:
     """Render and queue D's messages (outbox), then send the first ``limit`` emails to the
-    local SMTP sink through the delivery module's dispatch (one SMTP session per chunk)."""
+    local SMTP sink through the delivery module's dispatch (one SMTP session per chunk, over
+    ``sessions`` connections at once)."""
     from arrears.delivery.dispatch import dispatch
     from arrears.delivery.outbox import Attempt, queue_messages
     from arrears.delivery.transports import SmsJsonlTransport, SmtpTransport, mail_domain
     engine = make_engine(url)
-    conn = smtp_connection(port)
+    conn = smtp_connection(port, sessions)
     with Clock() as queued:
         q = queue_messages(engine, CycleRun(D, run_id="bench"), load_policy(), mail_domain(conn),
                            SEND_AT)
@@ -289,20 +298,32 @@ def mail(url: str, work: str, port: int, limit: int) -> dict:
         c.execute(text("DELETE FROM outbox WHERE cycle_date = :d AND (channel <> 'email'"
                        " OR idem_key > :last)"), {"d": D, "last": keys[min(limit, len(keys)) - 1]})
     transports = {"email": SmtpTransport(conn), "sms": SmsJsonlTransport(Path(work))}
+    cpu = cpu_seconds()
     with Clock() as sent:
         result = dispatch(engine, transports, tz="Asia/Shanghai",
                           window=(dt_time(8), dt_time(21)), attempt=Attempt("bench"),
                           dates=[D], clock=lambda: SEND_AT)
+    cpu = cpu_seconds() - cpu
     per_message = queued.seconds / max(1, q.queued) + sent.seconds / max(1, result.sent)
     return {"rows": result.sent, "queued": q.queued, "queue_seconds": queued.seconds,
             "send_seconds": sent.seconds, "seconds": queued.seconds + sent.seconds,
-            "per_message": per_message, "failed": result.failed + result.permanent_failure}
+            "send_cpu": cpu, "per_message": per_message,
+            "failed": result.failed + result.permanent_failure}
+
+
+def _send_prebuilt(port: int, sender: str, built: list[tuple[str, bytes]]) -> None:
+    import smtplib
+    server = smtplib.SMTP("127.0.0.1", port)
+    for address, raw in built:
+        server.sendmail(sender, [address], raw)
+    server.quit()
 
 
 @step
-def mail_baseline(url: str, work: str, port: int, limit: int) -> dict:
-    """The same emails built beforehand, then sent over one reused smtplib connection."""
-    import smtplib
+def mail_baseline(url: str, work: str, port: int, limit: int, sessions: int = 1) -> dict:
+    """The same emails built beforehand, then sent over ``sessions`` reused smtplib
+    connections, one process each (the first of them this one)."""
+    from multiprocessing import get_context
 
     from arrears.delivery.transports import OutboxMessage, build_email, mail_from
     engine = make_engine(url)
@@ -315,13 +336,20 @@ def mail_baseline(url: str, work: str, port: int, limit: int) -> dict:
     built = [(m[4], build_email(OutboxMessage(*[str(v) for v in m]), sender).as_string()
               .replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"))  # SMTP wants CRLF
              for m in rows]
-    with Clock() as clock:
-        server = smtplib.SMTP("127.0.0.1", port)
-        for address, raw in built:
-            server.sendmail(sender, [address], raw)
-        server.quit()
-    return {"rows": len(built), "seconds": clock.seconds, "what": "pre-built, 1 SMTP connection",
-            "per_message": clock.seconds / max(1, len(built))}
+    shares = [built[i::sessions] for i in range(sessions)]
+    cpu = cpu_seconds()
+    with Clock() as clock:  # fork: the other connections start with their messages already built
+        others = [get_context("fork").Process(target=_send_prebuilt, args=(port, sender, share))
+                  for share in shares[1:]]
+        for other in others:
+            other.start()
+        _send_prebuilt(port, sender, shares[0])
+        for other in others:
+            other.join()
+    what = ("pre-built, 1 SMTP connection" if sessions == 1 else
+            f"pre-built, {sessions} SMTP connections ({sessions} processes)")
+    return {"rows": len(built), "seconds": clock.seconds, "what": what,
+            "send_cpu": cpu_seconds() - cpu, "per_message": clock.seconds / max(1, len(built))}
 
 
 # --------------------------------------------------------------------------- letters
