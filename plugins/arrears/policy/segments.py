@@ -147,7 +147,7 @@ def segment(account: Account, events: Iterable[CaseEvent], facts: SegmentFacts, 
     Only events effective on or before D count."""
     if not (events or facts.payments or facts.broken_promises or facts.broken_plans
             or (facts.notices_served and dpd >= rules.wilful_min_dpd)
-            or account.protections & rules.hardship_protections):
+            or not account.protections.isdisjoint(rules.hardship_protections)):
         return NEW  # most of the book: nothing any rule could use (a reminder alone is not enough)
     known = sorted((e for e in events if e.effective_date <= cycle_date),
                    key=lambda e: (e.effective_date, e.event_id))
