@@ -13,8 +13,15 @@ class AmountError(ValueError):
 
 # CONTRACT §1: a plain decimal (no exponent, NaN, Infinity or thousands separator), at most two
 # decimals, magnitude under 10^12. ASCII digits only: `\d` would also take other scripts' digits.
-_PLAIN_DECIMAL = re.compile(r"([+-]?)0*([0-9]+)(?:\.([0-9]*))?")
+# The rule's parts, used here and by the ingest's vectorised screen (arrears.ingest.screen).
 MAX_DIGITS = 12  # |amount| < 10^12
+MAX_DECIMALS = 2
+_SIGN, _DIGIT = "[+-]?", "[0-9]"
+_PLAIN_DECIMAL = re.compile(rf"(?P<sign>{_SIGN})0*(?P<whole>{_DIGIT}+)(?:\.(?P<decimals>{_DIGIT}*))?")
+# The same rule with its bounds in the pattern: exactly the texts parse_fen accepts (blanks
+# around them aside), in the syntax Python's re and RE2 share.
+AMOUNT_WITHIN_BOUNDS = (rf"(?P<sign>{_SIGN})0*(?P<whole>{_DIGIT}{{1,{MAX_DIGITS}}})"
+                        rf"(?:\.(?P<decimals>{_DIGIT}{{1,{MAX_DECIMALS}}}))?")
 
 
 def parse_fen(text: str) -> int:
@@ -28,11 +35,11 @@ def parse_fen(text: str) -> int:
         raise AmountError(f"{quoted(raw)} is not a plain decimal (digits, optionally a point "
                           f"and one or two decimals; no exponent, no thousands separator)")
     sign, whole, decimals = match.group(1), match.group(2), match.group(3) or ""
-    if len(decimals) > 2:
+    if len(decimals) > MAX_DECIMALS:
         raise AmountError(f"{quoted(raw)} has more than two decimals")
     if len(whole) > MAX_DIGITS:
         raise AmountError(f"{quoted(raw)} is 10^12 or more")
-    fen = int(whole) * 100 + int(decimals.ljust(2, "0"))
+    fen = int(whole) * 100 + int(decimals.ljust(MAX_DECIMALS, "0"))
     return -fen if sign == "-" else fen
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection
 
 ROWS_PER_INSERT = 20_000
+CSV_ROWS_PER_WRITE = 100_000
 _OPEN_COPY = "arrears_open_copy"  # key in Connection.info: the RowWriter whose COPY is open
 
 
@@ -41,6 +42,24 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iter
     finally:
         cur.close()
     return count
+
+
+def copy_csv(conn: Connection, table: str, columns) -> int:
+    """PostgreSQL: a pyarrow table's rows into ``table`` (columns by name; the others take their
+    default) with one ``COPY`` in CSV, written by pyarrow's C++ writer a slice at a time, so the
+    server parses one slice while the next is written."""
+    import pyarrow.csv as pcsv
+    import pyarrow as pa
+    _pause_stream(conn)
+    names = ", ".join(columns.column_names)
+    options = pcsv.WriteOptions(include_header=False)
+    with conn.connection.driver_connection.cursor() as cur, \
+            cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT csv)") as copy:
+        for start in range(0, columns.num_rows, CSV_ROWS_PER_WRITE):
+            sink = pa.BufferOutputStream()
+            pcsv.write_csv(columns.slice(start, CSV_ROWS_PER_WRITE), sink, options)
+            copy.write(sink.getvalue())
+    return columns.num_rows
 
 
 def _pause_stream(conn: Connection) -> None:

@@ -10,6 +10,8 @@ import csv
 import hashlib
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 ENCODINGS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "gb18030": "gb18030", "gbk": "gb18030"}
@@ -28,6 +30,17 @@ _CHINESE = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
 class FileError(ValueError):
     """A file that cannot be ingested at all: it names the file and the problem."""
+
+
+@dataclass
+class Columns:
+    """A file read whole (CsvFile.columns): ``table`` has the rows as wide as the header, one
+    string column per header column, ``lines`` their line numbers; ``other`` the rows of
+    another width as (line, fields)."""
+    header: list[str]
+    table: Any
+    lines: Any
+    other: list[tuple[int, list[str]]]
 
 
 def codec(encoding: str) -> str:
@@ -131,14 +144,128 @@ class CsvFile:
             raise FileError(f"{name}: line {reader.line_num}: cannot be parsed as CSV ({exc}); "
                             f"ask the billing team to re-export the file with every value that "
                             f"holds a quote, comma or line break quoted") from None
+        self._check_plausible(suspect, chinese, example)
+
+    def _check_plausible(self, suspect: int, chinese: int, example) -> None:
+        """An undeclared file with more rows that read as GB18030 mojibake than rows with
+        Chinese fails (the module's _SUSPECT_RUN)."""
         if suspect > chinese:
             at, text, other = example
             raise FileError(
-                f"{name}: the encoding was not declared and the file reads as GB18030, not UTF-8 "
-                f"(line {at}: {text[:60]!r} as UTF-8 is {other[:30]!r} as GB18030; {suspect} such "
-                f"rows, {chinese} with Chinese in UTF-8): set encoding gb18030, or utf-8 if the "
-                f"file really is UTF-8 (run conf 'encoding' or the Airflow variable "
+                f"{self.path.name}: the encoding was not declared and the file reads as GB18030, "
+                f"not UTF-8 (line {at}: {text[:60]!r} as UTF-8 is {other[:30]!r} as GB18030; "
+                f"{suspect} such rows, {chinese} with Chinese in UTF-8): set encoding gb18030, or "
+                f"utf-8 if the file really is UTF-8 (run conf 'encoding' or the Airflow variable "
                 f"arrears_encoding)")
+
+    def columns(self) -> Columns | None:
+        """The whole file as string columns read by pyarrow's multi-threaded parser, when the
+        file is plain enough that it reads exactly as rows() would read it: no quote, no NUL,
+        no carriage return outside a CRLF, the header on line 1 with every required column.
+        None otherwise: then rows() reads it (and raises what it raises).
+
+        In such a file every line is one record, split at each comma, so a record's line number
+        is its position; the rows not as wide as the header come back apart, with their line."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        data = self.path.read_bytes()
+        start = 0
+        if self.codec == "utf-8-sig":
+            start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        else:
+            try:
+                data = data.decode(self.codec).encode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if data.find(b'"', start) >= 0 or data.find(b"\x00", start) >= 0:
+            return None
+        if data.find(b"\r", start) >= 0:
+            if data.count(b"\r") != data.count(b"\r\n"):
+                return None
+            data = data.replace(b"\r\n", b"\n")
+        stop = len(data)
+        while stop > start and data[stop - 1] == 10:  # blank lines at the end are no records
+            stop -= 1
+        end = data.find(b"\n", start, stop)
+        if end <= start:
+            return None
+        try:
+            self.header = [h.strip() for h in data[start:end].decode("utf-8").split(",")]
+        except UnicodeDecodeError:
+            return None
+        if any(c not in self.header for c in self.required) or len(set(self.header)) < len(self.header):
+            return None
+        body = memoryview(data)[end + 1:stop]
+        width = len(self.header)
+        names = [f"c{i}" for i in range(width)]
+        odd: list[str] = []
+
+        def other_width(row) -> str:
+            odd.append(row.text)
+            return "skip"
+        try:
+            table = pcsv.read_csv(
+                pa.py_buffer(body),
+                read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 24),
+                parse_options=pcsv.ParseOptions(quote_char=False, double_quote=False,
+                                                newlines_in_values=False, ignore_empty_lines=True,
+                                                invalid_row_handler=other_width),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names}, null_values=[],
+                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not UTF-8: rows() names the line and byte
+            return None
+        other: list[tuple[int, list[str]]] = []
+        if odd or body[:1] == b"\n" or data.find(b"\n\n", end, stop) >= 0:
+            # The parser skipped them without saying where: each line's commas do. A blank line
+            # is no record (rows() skips it too) but has its number.
+            split = bytes(body).split(b"\n")
+            at = [i for i, line in enumerate(split) if not line or line.count(b",") != width - 1]
+            try:
+                other = [(i + 2, split[i].decode("utf-8").split(",")) for i in at if split[i]]
+            except UnicodeDecodeError:  # rows() names the line and byte
+                return None
+            keep = np.ones(len(split), dtype=bool)
+            keep[at] = False
+            lines = np.flatnonzero(keep) + 2
+        else:
+            lines = np.arange(2, table.num_rows + 2)
+        del data, body
+        if not self.declared:
+            self._check_plausible_columns(table, lines, other)
+        return Columns(self.header, table, lines, other)
+
+    def _check_plausible_columns(self, table, lines, other) -> None:
+        """rows()'s mojibake count over whole columns: a row is non-ASCII when one of its fields
+        is, Chinese when one of its fields holds a Chinese character."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        from arrears.ingest.screen import re2
+        import numpy as np
+        all_ascii = pa.array(np.ones(table.num_rows, dtype=bool))
+        chinese = pa.array(np.zeros(table.num_rows, dtype=bool))
+        for values in table.columns:
+            non_ascii = pc.invert(pc.string_is_ascii(values))
+            if not pc.any(non_ascii).as_py():
+                continue
+            all_ascii = pc.and_(all_ascii, pc.invert(non_ascii))
+            chinese = pc.or_(chinese, pc.match_substring_regex(values, re2(_CHINESE.pattern)))
+        maybe = pc.indices_nonzero(pc.and_(pc.invert(all_ascii), pc.invert(chinese)))
+        rows = [(int(lines[i]), list(r.values()))
+                for i, r in zip(maybe.to_pylist(), table.take(maybe).to_pylist())]
+        count_chinese = pc.sum(chinese).as_py() or 0
+        suspect, example = 0, None
+        for line, fields in sorted(rows + other):
+            joined = ",".join(fields)
+            if joined.isascii():
+                continue
+            if _CHINESE.search(joined):
+                count_chinese += 1
+            elif (reading := reads_as_gb18030(joined)) is not None:
+                suspect += 1
+                example = example or (line, joined, reading)
+        self._check_plausible(suspect, count_chinese, example)
 
     def _check_header(self) -> None:
         name = self.path.name

@@ -1,0 +1,3 @@
+-- D's extract loaded unindexed, then indexed (issue 13): on PostgreSQL the extract tables become
+-- partitioned by cycle date (0030_extract_partitions.postgresql.sql). SQLite keeps them as they
+-- are: its ingest loads rows into the indexed tables as before.
