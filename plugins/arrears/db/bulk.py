@@ -44,17 +44,19 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iter
     return count
 
 
-def copy_csv(conn: Connection, table: str, columns) -> int:
+def copy_csv(conn: Connection, table: str, columns, freeze: bool = False) -> int:
     """PostgreSQL: a pyarrow table's rows into ``table`` (columns by name; the others take their
     default) with one ``COPY`` in CSV, written by pyarrow's C++ writer a slice at a time, so the
-    server parses one slice while the next is written."""
+    server parses one slice while the next is written. ``freeze``: the rows are written frozen
+    (only for a table created in this transaction), so the index build and ANALYZE that read
+    them next do not rewrite every page to set its hint bits."""
     import pyarrow.csv as pcsv
     import pyarrow as pa
     _pause_stream(conn)
     names = ", ".join(columns.column_names)
     options = pcsv.WriteOptions(include_header=False)
     with conn.connection.driver_connection.cursor() as cur, \
-            cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT csv)") as copy:
+            cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT csv{', FREEZE' if freeze else ''})") as copy:
         for start in range(0, columns.num_rows, CSV_ROWS_PER_WRITE):
             sink = pa.BufferOutputStream()
             pcsv.write_csv(columns.slice(start, CSV_ROWS_PER_WRITE), sink, options)

@@ -13,10 +13,11 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from operator import itemgetter
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -148,7 +149,9 @@ class _Loader:
             if good % 250_000 == 0:
                 log.info("%s: %d rows read", name, good)
             yield line, row, record
-        self.result.rows[name], self.result.quarantined[name] = good, bad
+        # Added, not assigned: load_remembered may have rejected some of them already.
+        self.result.rows[name] += good
+        self.result.quarantined[name] += bad
 
     def reject(self, name: str, line: int, row: dict, reason: str) -> None:
         self.result.rows[name] -= 1
@@ -181,6 +184,8 @@ class _Loader:
         else:
             self.conn.execute(text(f"ALTER TABLE {day} ADD PRIMARY KEY (cycle_date, bill_id)"))
             self.conn.execute(text(f"CREATE INDEX {day}_account ON {day} (cycle_date, account_id)"))
+        # Fresh statistics, or the planner takes a million-row extract for a few rows.
+        self.conn.execute(text(f"ANALYZE {day}"))
 
     def attach_day(self) -> None:
         """D's tables (indexed by now) attached as D's partitions."""
@@ -193,8 +198,6 @@ class _Loader:
             self.conn.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {day}"
                                    f" FOR VALUES IN ('{self.cycle_date}')"))
             self.conn.execute(text(f"ALTER TABLE {day} DROP CONSTRAINT {day}_day"))
-        # Fresh statistics, or the planner takes a million-row extract for a few rows.
-        self.conn.execute(text(f"ANALYZE {', '.join(self.target(t) for t in _EXTRACT_TABLES)}"))
 
     def columns(self, source: CsvFile) -> Columns | None:
         return source.columns() if self.partitioned else None
@@ -289,7 +292,7 @@ class _Loader:
             return ids
         clean = passed.kept(keep)
         del columns, passed
-        self.in_background(lambda: copy_csv(self.conn, self.target(table), clean),
+        self.in_background(lambda: copy_csv(self.conn, self.target(table), clean, freeze=True),
                            lambda: self.index_day(table))
         self.account_ids = pa.concat_arrays([clean.column("account_id").combine_chunks(), pa.array(
             [record["account_id"] for _, record in rows], pa.string())])
@@ -325,7 +328,7 @@ class _Loader:
             return bills
         clean = passed.kept(keep)
         del columns, passed
-        self.in_background(lambda: copy_csv(self.conn, self.target(table), clean),
+        self.in_background(lambda: copy_csv(self.conn, self.target(table), clean, freeze=True),
                            lambda: self.index_day(table))
         # Payments ask only for the bills they name: those, not a dict of a million bills.
         named = self.bills_named_by_payments()
@@ -348,9 +351,20 @@ class _Loader:
         named.discard("")
         return named
 
+    def read_ahead(self, name: str, clean: Callable[[dict], dict]) -> tuple[Iterator, bool]:
+        """The file's first KEYS_PER_LOOKUP validated rows read now (while the connection is
+        busy in the background), then the rest; and whether that was the whole file."""
+        if not (self.folder / name).exists():
+            return iter(()), True
+        rows = self.rows(name, clean)
+        ahead = list(islice(rows, KEYS_PER_LOOKUP))
+        return chain(ahead, rows), len(ahead) < KEYS_PER_LOOKUP
+
     def load_remembered(self, name: str, table: str, key: str, clean: Callable[[dict], dict],
-                        compare: tuple[str, ...], sightings: RowWriter) -> None:
-        """Payments / case events: insert new keys, accept identical repeats, quarantine others."""
+                        compare: tuple[str, ...], sightings: RowWriter,
+                        rows: Iterator | None = None) -> None:
+        """Payments / case events: insert new keys, accept identical repeats, quarantine others.
+        ``rows``: the file's rows from read_ahead."""
         if not (self.folder / name).exists():
             self.result.rows[name] = self.result.quarantined[name] = 0
             return
@@ -387,7 +401,7 @@ class _Loader:
             sightings.flush()
             pending.clear()
 
-        for item in self.rows(name, clean):
+        for item in self.rows(name, clean) if rows is None else rows:
             pending.append(item)
             if len(pending) >= KEYS_PER_LOOKUP:
                 settle()
@@ -432,14 +446,22 @@ def ingest_delivery(engine: Engine, folder: Path, cycle_date: date, tz: str = "A
             loader.clear_previous_delivery()
             accounts = loader.load_accounts()
             bills = loader.load_bills(accounts)
+            payment = lambda r: v.payment_row(r, accounts, bills, cycle_date, loader.tz)  # noqa: E731
+            event = lambda r: v.event_row(r, accounts)  # noqa: E731
+            payments = events = None
+            if loader.partitioned:
+                # Validated while D's bills are copied and indexed; the events only once every
+                # payment was read, so a fatal error in payments.csv still comes first.
+                payments, whole = loader.read_ahead("payments.csv", payment)
+                if whole:
+                    events, _ = loader.read_ahead("case_events.csv", event)
             loader.load_remembered(
-                "payments.csv", "payments", "payment_id",
-                lambda r: v.payment_row(r, accounts, bills, cycle_date, loader.tz),
-                _PAYMENT_COLUMNS,
-                RowWriter(conn, "payment_sightings", ("cycle_date", "payment_id")))
-            loader.load_remembered("case_events.csv", "case_events", "event_id",
-                                   lambda r: v.event_row(r, accounts), _EVENT_COLUMNS,
-                                   RowWriter(conn, "case_event_sightings", ("cycle_date", "event_id")))
+                "payments.csv", "payments", "payment_id", payment, _PAYMENT_COLUMNS,
+                RowWriter(conn, "payment_sightings", ("cycle_date", "payment_id")), payments)
+            loader.load_remembered("case_events.csv", "case_events", "event_id", event,
+                                   _EVENT_COLUMNS,
+                                   RowWriter(conn, "case_event_sightings", ("cycle_date", "event_id")),
+                                   events)
             loader.settle_db()
             run_script(conn, SQL_DIR / "ingest" / "resighted.sql", {"d": cycle_date})
             loader.quarantine.flush()
