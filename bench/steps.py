@@ -168,6 +168,23 @@ def plan(url: str, parts: int) -> dict:
 
 
 @step
+def clear_decisions(url: str) -> dict:
+    """D's decisions, their actions and bills deleted, and the tables vacuumed: the state a
+    first run of D finds."""
+    engine = make_engine(url)
+    with Clock() as clock:
+        with engine.begin() as conn:
+            rows = conn.execute(text("DELETE FROM decisions WHERE cycle_date = :d"), {"d": D}).rowcount
+            for table in ("decision_actions", "decision_bills"):
+                conn.execute(text(f"DELETE FROM {table} WHERE cycle_date = :d"), {"d": D})
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for table in ("decisions", "decision_actions", "decision_bills"):
+                    conn.execute(text(f"VACUUM ANALYZE {table}"))
+    return {"rows": rows, "seconds": clock.seconds}
+
+
+@step
 def decide(url: str, part: list | None = None) -> dict:
     engine = make_engine(url)
     policy = load_policy()
