@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))  # devtools.datagen
 sys.path.insert(0, str(REPO / "bench"))
 
 D = date(2026, 11, 16)            # a Monday, inside the contact window's week
-STATE_THROUGH = D - timedelta(days=9)  # the day before the earlier cycle (steps.history, D-8)
+STATE_THROUGH = D - timedelta(days=8)  # the earlier cycle (steps.history); its quiet next day not
 HISTORY_REPEATS = 5
 PG_URL = os.environ.get("ARREARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -304,9 +304,9 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
 
         say(f"{kind}: an earlier cycle's decisions as history")
         run_step("history", url=url)
-        # The decision state as the cycles before D left it, the earlier cycle not folded in
-        # yet: the measured decide folds that day's decisions in, as the daily run folds the
-        # day before's, then reads the state (outside the clock: the state's build).
+        # The decision state as the cycles before D left it, the quiet day after the earlier
+        # cycle not folded in yet: the measured decide folds that day's decisions in, as the
+        # daily run folds the day before's, then reads the state (outside the clock: its build).
         run_step("decision_state", url=url, through=str(STATE_THROUGH))
         say(f"{kind}: decisions (1 process)")
         decide = run_step("decide", url=url)

@@ -206,7 +206,8 @@ def decide(url: str, part: list | None = None) -> dict:
 @step
 def history(url: str) -> dict:
     """An earlier cycle for every account of D: escalation with a credit pre-notice 8 days
-    before D, so decisions read history and some accounts are due for the credit report."""
+    before D, so decisions read history and some accounts are due for the credit report; and
+    a quiet cycle the day after it."""
     engine = make_engine(url)
     earlier = D - timedelta(days=8)
     with Clock() as clock, engine.begin() as conn:
@@ -222,6 +223,16 @@ def history(url: str) -> dict:
             " SELECT cycle_date, account_id, a.action FROM decisions,"
             " (SELECT 'email' AS action UNION ALL SELECT 'credit_prenotice') a"
             " WHERE cycle_date = :e"), {"e": earlier})
+        # The next day, a quiet one: every account decided again, same spell, nothing done. The
+        # measured decide folds this day into the decision state, as the daily run folds the
+        # day before's (cycle_bench.STATE_THROUGH).
+        conn.execute(text(
+            "INSERT INTO decisions (cycle_date, account_id, stage, stage_entered_on, dpd,"
+            " outstanding_fen, late_fee_fen, actions, holds, message_kinds, reasons,"
+            " policy_version, replay, run_id)"
+            " SELECT :q, account_id, stage, stage_entered_on, dpd + 1, outstanding_fen,"
+            " late_fee_fen, '', holds, '', reasons, policy_version, 0, run_id FROM decisions"
+            " WHERE cycle_date = :e"), {"e": earlier, "q": earlier + timedelta(days=1)})
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("ANALYZE decisions"))  # as autovacuum would have, long before D

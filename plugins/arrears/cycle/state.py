@@ -69,7 +69,8 @@ def bring_up_to(engine: Engine, day: date) -> str:
         if now is None:
             conn.execute(text("DELETE FROM decision_state"))
         written = conn.execute(sql("cycle/fold_decision_state.sql", conn.dialect.name),
-                               {"after": now or date.min, "through": day}).rowcount
+                               {"after": now or date.min, "through": day,
+                                "one_date": int(now is not None and (day - now).days == 1)}).rowcount
         conn.execute(text(
             "INSERT INTO decision_state_through (id, through) VALUES (1, :t)"
             " ON CONFLICT (id) DO UPDATE SET through = excluded.through"), {"t": day})
