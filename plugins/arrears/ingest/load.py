@@ -175,6 +175,15 @@ class _Loader:
                 self.conn.execute(text(f"ALTER TABLE {day} ALTER COLUMN cycle_date"
                                        f" SET DEFAULT '{self.cycle_date}'"))
 
+    def finish_day(self, table: str, clean=None) -> None:
+        """In the background: the screened rows ``clean`` (if any) COPYed into D's table of
+        ``table``, then D's table indexed (PostgreSQL; SQLite's tables keep their indexes)."""
+        if clean is not None:
+            self.in_background(lambda: copy_csv(self.conn, self.target(table), clean, freeze=True),
+                               lambda: self.index_day(table))
+        elif self.partitioned:
+            self.in_background(lambda: self.index_day(table))
+
     def index_day(self, table: str) -> None:
         """D's table of ``table`` indexed as the partitioned table is: one sort per index."""
         day = self.target(table)
@@ -287,13 +296,11 @@ class _Loader:
                         self.result.contact_gaps += 1
                     batch.add((d, *values(record)))
         if columns is None:
-            if self.partitioned:
-                self.in_background(lambda: self.index_day(table))
+            self.finish_day(table)
             return ids
         clean = passed.kept(keep)
         del columns, passed
-        self.in_background(lambda: copy_csv(self.conn, self.target(table), clean, freeze=True),
-                           lambda: self.index_day(table))
+        self.finish_day(table, clean)
         self.account_ids = pa.concat_arrays([clean.column("account_id").combine_chunks(), pa.array(
             [record["account_id"] for _, record in rows], pa.string())])
         return set(self.account_ids.to_pylist())
@@ -323,13 +330,11 @@ class _Loader:
                     bills[record["bill_id"]] = record["account_id"]
                     batch.add((d, *values(record)))
         if columns is None:
-            if self.partitioned:
-                self.in_background(lambda: self.index_day(table))
+            self.finish_day(table)
             return bills
         clean = passed.kept(keep)
         del columns, passed
-        self.in_background(lambda: copy_csv(self.conn, self.target(table), clean, freeze=True),
-                           lambda: self.index_day(table))
+        self.finish_day(table, clean)
         # Payments ask only for the bills they name: those, not a dict of a million bills.
         named = self.bills_named_by_payments()
         if named:
