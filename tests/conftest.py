@@ -52,6 +52,13 @@ def _database(kind: str, folder: Path):
         admin.dispose()
 
 
+@pytest.fixture
+def new_database():
+    """``new_database(kind, folder)``: a fresh collection database of that kind (a context
+    manager giving its URL), for a test that compares both kinds side by side."""
+    return _database
+
+
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 

@@ -25,7 +25,6 @@ from arrears.ingest import screen
 from arrears.ingest import validate as v
 from arrears.ingest.read import CsvFile
 from arrears.model import CHANNELS, CUSTOMER_CLASSES, LANGUAGES, PROTECTIONS
-from conftest import _database
 
 D = date(2026, 11, 16)
 ACCOUNT_HEADER = ["account_id", "holder_name", "customer_class", "service_address", "email",
@@ -231,7 +230,8 @@ BILL_LINES = [
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("quoted", [False, True], ids=["screened", "quoted-file-row-path"])
-def test_the_screen_and_the_row_path_leave_the_same_extract_and_quarantine(tmp_path, quoted):
+def test_the_screen_and_the_row_path_leave_the_same_extract_and_quarantine(tmp_path, quoted,
+                                                                          new_database):
     folder = tmp_path / "landing"
     folder.mkdir()
     _write(folder / "accounts.csv", ACCOUNT_HEADER[:9], ACCOUNT_LINES, quote_all=quoted)
@@ -243,7 +243,7 @@ def test_the_screen_and_the_row_path_leave_the_same_extract_and_quarantine(tmp_p
     results, states = [], []
     for kind in ("sqlite", "postgresql"):
         (tmp_path / kind).mkdir()
-        with _database(kind, tmp_path / kind) as url:
+        with new_database(kind, tmp_path / kind) as url:
             from arrears.db import connect
             result = ingest_delivery(connect(url), folder, D)
             results.append((result.rows, result.quarantined, result.contact_gaps))
@@ -255,14 +255,14 @@ def test_the_screen_and_the_row_path_leave_the_same_extract_and_quarantine(tmp_p
 
 
 @pytest.mark.postgres
-def test_a_redelivery_through_the_screen_replaces_the_dates_partition(tmp_path):
+def test_a_redelivery_through_the_screen_replaces_the_dates_partition(tmp_path, new_database):
     """D delivered twice on PostgreSQL: D's partition is replaced whole, another date's stays."""
     from arrears.db import connect
     folder = tmp_path / "landing"
     folder.mkdir()
     _write(folder / "accounts.csv", ACCOUNT_HEADER[:9], ACCOUNT_LINES)
     _write(folder / "open_items.csv", BILL_HEADER[:5], BILL_LINES)
-    with _database("postgresql", tmp_path) as url:
+    with new_database("postgresql", tmp_path) as url:
         engine = connect(url)
         ingest_delivery(engine, folder, D)
         ingest_delivery(engine, folder, date(2026, 11, 17))
