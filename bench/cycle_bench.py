@@ -10,9 +10,11 @@ folder is generated once per size and seed under var/bench/ and reused.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 sys.path.insert(0, str(REPO))  # devtools.datagen
 sys.path.insert(0, str(REPO / "bench"))
+
+import sampled_profile  # noqa: E402
+import cpu_share  # noqa: E402
+from cpu_share import Reading, Share  # noqa: E402
 
 D = date(2026, 11, 16)            # a Monday, inside the contact window's week
 STATE_THROUGH = D - timedelta(days=8)  # the earlier cycle (steps.history); its quiet next day not
@@ -110,17 +116,40 @@ def drop_database(kind: str, url: str, tag: str, work: Path) -> None:
 
 # --------------------------------------------------------------------------- running a step
 
-def run_step(step: str, **args) -> dict:
-    """Run ``steps.<step>`` in a child process; its result plus wall time and peak RSS (MB)."""
-    started = time.perf_counter()
+# --profile: a folder for py-spy's samples of every step process (None: not profiled)
+PROFILE_DIR: Path | None = None
+_profiled = itertools.count(1)
+
+
+def start_step(step: str, args: dict) -> tuple[subprocess.Popen, Path | None]:
+    raw, env = None, dict(os.environ)
+    if PROFILE_DIR is not None:  # the step attaches py-spy itself once its imports are done
+        db = str(args.get("url", "")).split(":", 1)[0].split("+", 1)[0]
+        raw = PROFILE_DIR / f"{next(_profiled):02d}-{db}-{step}.txt"
+        env[sampled_profile.ENV] = str(raw)
     child = subprocess.Popen([sys.executable, str(REPO / "bench" / "steps.py"), step,
-                              json.dumps(args, default=str)], stdout=subprocess.PIPE, text=True)
+                              json.dumps(args, default=str)], stdout=subprocess.PIPE, text=True,
+                             env=env)
+    return child, raw
+
+
+def finish_step(step: str, out: str, returncode: int, raw: Path | None) -> dict:
+    if returncode:
+        raise SystemExit(f"step {step} failed (exit {returncode}); its output:\n{out}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["share"] = Share.between(*(Reading(**r) for r in result["readings"]))
+    result["profile"] = raw
+    return result
+
+
+def run_step(step: str, **args) -> dict:
+    """Run ``steps.<step>`` in a child process; its result plus wall time, peak RSS (MB) and
+    where the cores' time went (``share``)."""
+    started = time.perf_counter()
+    child, raw = start_step(step, args)
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"step {step} failed (exit {child.returncode}); its output:\n{out}")
-    result = json.loads(out.strip().splitlines()[-1])
+    result = finish_step(step, out, os.waitstatus_to_exitcode(status), raw)
     result["wall"] = time.perf_counter() - started
     result["rss_mb"] = usage.ru_maxrss / 1024
     result["cpu"] = usage.ru_utime + usage.ru_stime  # the step's own CPU (not the server's)
@@ -131,15 +160,11 @@ def run_concurrently(step: str, args_list: list[dict]) -> tuple[float, list[dict
     """Run several children of ``step`` at once (the Celery workers); wall time and results."""
     # A part only writes its own accounts' rows, so the parts never wait on each other's locks.
     started = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, str(REPO / "bench" / "steps.py"), step,
-                                  json.dumps(a, default=str)], stdout=subprocess.PIPE, text=True)
-                for a in args_list]
+    children = [start_step(step, a) for a in args_list]
     results = []
-    for child in children:
+    for child, raw in children:
         out, _ = child.communicate()
-        if child.returncode:
-            raise SystemExit(f"step {step} failed (exit {child.returncode}); its output:\n{out}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        results.append(finish_step(step, out, child.returncode, raw))
     return time.perf_counter() - started, results
 
 
@@ -147,19 +172,33 @@ def run_concurrently(step: str, args_list: list[dict]) -> tuple[float, list[dict
 
 class Table:
     HEADER = ("db", "step", "rows", "seconds", "rows/s", "baseline", "baseline s", "ratio",
-              "target", "peak RSS MB", "process CPU s")
+              "target", "peak RSS MB", "process CPU s", "server CPU s",
+              "the cores' time: ours · server · other · idle")
 
     def __init__(self):
         self.rows: list[tuple] = []
+        self.shares: list[tuple[str, Share]] = []       # for the chart
+        self.profiles: list[tuple[str, list[Path]]] = []  # --profile: the rows' raw samples
 
     def add(self, db: str, step: str, rows: int, seconds: float, baseline: str = "",
-            base_seconds: float | None = None, target: str = "", rss: float | None = None,
-            cpu: float | None = None) -> None:
+            base_seconds: float | None = None, target: str = "", measured: dict | None = None,
+            share: Share | None = None) -> None:
+        """``measured``: the step's result (peak RSS, CPU, where the cores' time went, its
+        profile); ``share``: the cores' time of a row measured otherwise (the workers)."""
+        measured = measured or {}
+        rss, cpu = measured.get("rss_mb"), measured.get("cpu")
+        share = share or measured.get("share")
         ratio = f"{seconds / base_seconds:.2f}x" if base_seconds else ""
         row = (db, step, f"{rows:,}", f"{seconds:.2f}", f"{rows / seconds:,.0f}" if seconds else "",
                baseline, f"{base_seconds:.2f}" if base_seconds else "", ratio, target,
-               f"{rss:.0f}" if rss else "", f"{cpu:.1f}" if cpu else "")
+               f"{rss:.0f}" if rss else "", f"{cpu:.1f}" if cpu else "",
+               f"{share.server:.1f}" if share else "", share.label() if share else "")
         self.rows.append(row)
+        if share:
+            self.shares.append((f"{db}: {step.split(' (')[0]}", share))
+        raw = measured.get("profile")
+        if raw:  # one file a process (the workers: one each)
+            self.profiles.append((f"{db}: {step.split(' (')[0]}", raw if isinstance(raw, list) else [raw]))
         say("  " + " | ".join(c for c in row if c))
 
     def markdown(self) -> str:
@@ -250,14 +289,13 @@ def history_comparison(kind: str, folder: Path, work: Path, table: Table, url: s
         table.add(kind, f"decisions after {history_days + 8} days of history"
                   f" (best of {HISTORY_REPEATS}, alternating)", year["rows"], year["seconds"],
                   "decisions, 8 days of history (same)", week["seconds"],
-                  "<= 1.15x (same as after a week)", year["rss_mb"], year["cpu"])
+                  "<= 1.15x (same as after a week)", measured=year)
         run_step("decision_state", url=old, through=None)  # out of use: the full history read
         full = run_step("decide", url=old)
         assert full["history"] == "full"
         table.add(kind, f"decisions after {history_days + 8} days, full history read"
                   " (no state, reference)", full["rows"], full["seconds"],
-                  "decisions, 8 days of history (same)", week["seconds"], "", full["rss_mb"],
-                  full["cpu"])
+                  "decisions, 8 days of history (same)", week["seconds"], "", measured=full)
     finally:
         drop_database(kind, old, old_tag, work)
 
@@ -284,23 +322,23 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
         ingest = run_step("ingest", url=url, folder=str(folder))
         base = run_step("ingest_baseline", url=url, folder=str(folder))
         table.add(kind, "ingest", ingest["rows"], ingest["seconds"], base["what"], base["seconds"],
-                  "<= 3x raw COPY", ingest["rss_mb"], ingest["cpu"])
+                  "<= 3x raw COPY", measured=ingest)
 
         say(f"{kind}: personal-data digests for the log masker (once per delivery, ingest task)")
         prepared = run_step("pii_prepare", url=url)
         table.add(kind, "log masking digests (once per delivery)", prepared["rows"],
-                  prepared["seconds"], "", None, "", prepared["rss_mb"], prepared["cpu"])
+                  prepared["seconds"], "", None, "", measured=prepared)
         say(f"{kind}: personal-data masking at a task's start-up")
         pii = run_step("pii_start_up", url=url)
         table.add(kind, f"log masking start-up ({pii['airflow_masker']} values to Airflow's masker;"
                   f" {pii['line_ms']:.2f} ms a line)", pii["rows"], pii["seconds"], "", None,
-                  "< 1 s at 1 M", pii["rss_mb"], pii["cpu"])
+                  "< 1 s at 1 M", measured=pii)
 
         say(f"{kind}: staging")
         stage = run_step("stage", url=url)
         base = run_step("stage_baseline", url=url)
         table.add(kind, "staging", stage["rows"], stage["seconds"], base["what"], base["seconds"],
-                  "<= 2x INSERT…SELECT", stage["rss_mb"], stage["cpu"])
+                  "<= 2x INSERT…SELECT", measured=stage)
 
         say(f"{kind}: an earlier cycle's decisions as history")
         run_step("history", url=url)
@@ -310,8 +348,7 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
         run_step("decision_state", url=url, through=str(STATE_THROUGH))
         say(f"{kind}: decisions (1 process)")
         decide = run_step("decide", url=url)
-        table.add(kind, "decisions", decide["rows"], decide["seconds"], "", None, "", decide["rss_mb"],
-                  decide["cpu"])
+        table.add(kind, "decisions", decide["rows"], decide["seconds"], "", None, "", measured=decide)
         total = ingest["seconds"] + stage["seconds"] + decide["seconds"]
         table.add(kind, "ingest+staging+decisions", decide["rows"], total, "", None,
                   "< 30 s at 1 M (PostgreSQL)")
@@ -331,8 +368,10 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
             rows = sum(r["rows"] for r in results)
             # from the first part's start to the last part's end, start-up and imports excluded
             seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
+            share = Share.of_processes([r["readings"] for r in results])
             table.add(kind, "decisions, 2 workers", rows, seconds, "decisions, 1 process",
-                      decide["seconds"], "speed-up = 1/ratio")
+                      decide["seconds"], "speed-up = 1/ratio", share=share,
+                      measured={"cpu": share.ours, "profile": [r["profile"] for r in results]})
 
         outbox = str(work / f"outbox-{tag}")
         for step in extra_steps:
@@ -349,20 +388,37 @@ def bench_database(kind: str, folder: Path, work: Path, table: Table, workers: b
                     b["sink_cpu"] = sink_cpu() - before
                 table.add(kind, mail_row(r, b, sessions), r["rows"], r["per_message"] * r["rows"],
                           b["what"], b["seconds"], f"100k < 180 s: {r['per_message'] * 1e5:.0f} s",
-                          r["rss_mb"], r["cpu"])
+                          measured=r)
             elif step == "letters":
                 args = dict(url=url, work=outbox, limit=limits["letters"])
                 r = run_step("letters", **args)
                 b = run_step("letters_baseline", **args)
                 table.add(kind, f"lawyer letters ({r['workers']} processes)", r["rows"], r["seconds"],
                           b["what"], b["per_letter"] * r["rows"],
-                          f"10k < 120 s: {r['per_letter'] * 1e4:.0f} s", r["rss_mb"], r["cpu"])
+                          f"10k < 120 s: {r['per_letter'] * 1e4:.0f} s", measured=r)
             else:
                 r = run_step(step, url=url, work=outbox)
                 table.add(kind, step.replace("_", " "), r["rows"], r["seconds"], "", None, "",
-                          r["rss_mb"], r["cpu"])
+                          measured=r)
     finally:
         drop_database(kind, url, tag, work)
+
+
+def pictures(table: Table, work: Path, stem: str) -> str:
+    """The cores' time of every step as a chart and, with --profile, each row's profile (a
+    chart by area and a table of functions); the markdown that shows them."""
+    out = []
+    if table.shares:
+        cores = cpu_share.chart(table.shares, work / f"{stem}-cores.png",
+                                "Where the cores' time went during each step")
+        out.append(f"\n![the cores' time during each step]({cores.name})\n")
+    if table.profiles:
+        profiles = [(label, sampled_profile.Summary.read_all(raws)) for label, raws in table.profiles]
+        chart = sampled_profile.chart(profiles, work / f"{stem}-profile.png",
+                                      "Our CPU by area of the code (py-spy)")
+        out.append(f"\n![our CPU by area]({chart.name})\n")
+        out += ["\n" + summary.markdown(label) for label, summary in profiles]
+    return "".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,8 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--letters-limit", type=int, default=300, help="lawyer letters drawn")
     parser.add_argument("--history-days", type=int, default=0,
                         help="then decide again after this many more days of history (e.g. 357: a year)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample every step's Python with py-spy (about 1%% of a core) and write"
+                             " the profiles by area and function beside the table")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        global PROFILE_DIR
+        PROFILE_DIR = args.work / f"profile-{args.accounts}"
+        shutil.rmtree(PROFILE_DIR, ignore_errors=True)
     say(f"benchmark of one cycle date with ~{args.accounts:,} accounts on {machine()}; "
         f"load average {os.getloadavg()[0]:.1f}")
     folder = landing_for(args.work, args.accounts, args.seed)
@@ -395,12 +458,12 @@ def main(argv: list[str] | None = None) -> int:
                        history_days=args.history_days)
     report = (f"Accounts: ~{args.accounts:,} (seed {args.seed}), cycle date {D}; machine: {machine()};"
               f" load average at the end {os.getloadavg()[0]:.1f}\n\n"
-              + table.markdown() + "\n")
+              + table.markdown() + "\n" + pictures(table, args.work, f"last-{args.accounts}"))
     out = args.work / f"last-{args.accounts}.md"
     out.write_text(report, encoding="utf-8")
     print()
     print(table.text())
-    print(f"\n(markdown table written to {out})")
+    print(f"\n(markdown table, the cores' chart and any profiles written to {out} and beside it)")
     return 0
 
 

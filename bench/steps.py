@@ -449,5 +449,15 @@ if __name__ == "__main__":
     import logging
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="    %(asctime)s %(message)s",
                         datefmt="%H:%M:%S")  # the modules' own progress lines
+    import os
+
+    import sampled_profile  # bench/ is this script's folder
+    from cpu_share import Reading
     name, args = sys.argv[1], json.loads(sys.argv[2])
-    print(json.dumps(STEPS[name](**args), default=str), flush=True)
+    if os.environ.get(sampled_profile.ENV):  # --profile: the step's samples, not the imports'
+        sampled_profile.attach(os.getpid(), Path(os.environ[sampled_profile.ENV]), wait=True)
+    before = Reading.now()
+    result = STEPS[name](**args)
+    # where the cores' time went while the step ran (cycle_bench.py turns it into a Share)
+    result["readings"] = [before.as_dict(), Reading.now().as_dict()]
+    print(json.dumps(result, default=str), flush=True)
