@@ -1,8 +1,10 @@
 """Decisions split into account ranges (the mapped decide tasks) equal one decision over all."""
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
+import pytest
 from sqlalchemy import text
 
 from arrears.cycle import decide as ds
@@ -58,3 +60,27 @@ def test_a_part_rerun_leaves_the_other_parts_alone(engine, tmp_path):
         runs = dict(conn.execute(text("SELECT account_id, run_id FROM decisions")).all())
     assert runs == {"A1": "three", "A2": "three", "A3": "three",
                     "A4": "two", "A5": "two", "A6": "two"}
+
+
+def test_a_decide_that_fails_midway_leaves_the_earlier_run_whole(engine, tmp_path, monkeypatch):
+    # The part's DELETE (and any COPY batch already sent) is one transaction with the loop: a
+    # failure in the loop leaves the earlier run's rows as they were.
+    generate(tmp_path, D, 1, 400, seed=3)
+    ingest_delivery(engine, tmp_path / D.isoformat(), D)
+    ds.stage_bills(engine, D)
+    ds.decide_cycle(engine, CycleRun(D, run_id="one"), POLICY, CALENDAR)
+    before = decisions(engine)
+    decided, real = itertools.count(1), ds.decide_account
+
+    def failing(*args):
+        if next(decided) == 150:  # rows of 149 accounts already sent
+            raise RuntimeError("the policy failed")
+        return real(*args)
+
+    monkeypatch.setattr(ds, "decide_account", failing)
+    with pytest.raises(RuntimeError, match="the policy failed"):
+        ds.decide_cycle(engine, CycleRun(D, run_id="two"), POLICY, CALENDAR)
+    assert decisions(engine) == before
+    with engine.connect() as conn:
+        assert {r[0] for r in conn.execute(text("SELECT DISTINCT run_id FROM decisions"))} == {"one"}
+        assert conn.execute(text("SELECT COUNT(*) FROM decision_actions")).scalar_one() > 0
