@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the services' and tasks' logs in <work>/airflow-<N>-logs")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     say(f"one cycle of ~{args.accounts:,} accounts on the e2e services; {machine()}; "
@@ -156,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         say("starting the services (api-server, scheduler, dag-processor, triggerer, Celery worker)")
         run, tis = run_cycle_on_services(root, folder, args.timeout)
     finally:
+        if args.keep_logs:
+            kept = args.work / f"airflow-{args.accounts}-logs"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(root / "airflow", kept,
+                            ignore=lambda folder, names: [n for n in names if n.endswith((".cfg", ".db"))])
+            say(f"the services' and tasks' logs are kept in {kept}")
         shutil.rmtree(root, ignore_errors=True)
     say("the same steps alone")
     os.environ["ARREARS_LETTER_WORKERS"] = "1"  # as the services run them (e2e_services)
