@@ -240,6 +240,8 @@ def environment(home: Path, landing: Path, outbox: Path, meta_db: str, data_db: 
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        # How soon a worker notices that a task process has exited (docker-compose.yml says why).
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         # A queue of this session's own: no other worker on this Redis can take its tasks.
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"arrears_e2e_{os.getpid()}",
         "ARREARS_INCLUDE": str(REPO / "include"),
