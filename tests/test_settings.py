@@ -35,6 +35,23 @@ def test_json_connection_form_and_sqlite(monkeypatch):
     assert database_url(get_connection("arrears_db")) == "sqlite:////data/a.db"
 
 
+@pytest.mark.parametrize("value", [
+    "postgres://app:s%40cret@db.internal:6543/collections?sslmode=require",
+    json.dumps({"conn_type": "postgres", "host": "db.internal", "login": "app", "port": "6543",
+                "schema": "collections", "extra": {"sslmode": "require"}})])
+def test_a_connection_from_the_environment_is_parsed_without_airflow_orm(monkeypatch, value):
+    """Every task's start-up reads arrears_db: the Task SDK's Connection parses it; the ORM
+    model's first instance would configure all of Airflow's mappers first (seconds on a busy
+    worker)."""
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", value)
+    conn = get_connection("arrears_db")
+    assert type(conn).__module__.startswith("airflow.sdk.")
+    assert (conn.conn_type, conn.host, conn.port, conn.schema, conn.login) == \
+        ("postgres", "db.internal", 6543, "collections", "app")
+    assert conn.extra_dejson == {"sslmode": "require"}
+    assert database_url(conn).endswith("@db.internal:6543/collections?sslmode=require")
+
+
 def test_unsupported_database_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", "mysql://u@h/db")
     with pytest.raises(SettingsError, match="use sqlite or postgres"):
