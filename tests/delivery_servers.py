@@ -28,6 +28,7 @@ class SmtpRecorder:
 
     def __init__(self, track_senders: bool = False):
         self.messages: list[email.message.EmailMessage] = []
+        self.raw: list[bytes] = []   # each accepted message as it came over the wire
         self.senders: list[int | None] = []
         self.track_senders = track_senders
         self.fail_after: int | None = None
@@ -46,6 +47,7 @@ class SmtpRecorder:
             if self.fail_after is not None and len(self.messages) >= self.fail_after:
                 return "451 4.3.0 mailbox busy, try again later"
             self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+            self.raw.append(envelope.content)
         return "250 2.0.0 queued"
 
     def message_ids(self) -> list[str]:

@@ -89,6 +89,24 @@ def send(engine, clock, dates=(D,), **kw):
                     attempt=Attempt("run", "dispatch_messages", 1), dates=dates, clock=clock, **kw)
 
 
+def built_by_emails_alone(engine, from_addr: str) -> list[bytes]:
+    """Each sent email's bytes as the ``emails`` package builds them with its own defaults (no
+    header folded from memory), as the SMTP server receives them (smtplib ends DATA with a line
+    break)."""
+    from arrears.delivery.transports import OutboxMessage, build_email
+    with engine.connect() as conn:
+        sent = conn.execute(text(
+            "SELECT idem_key, cycle_date, account_id, channel, address, subject, body_text,"
+            " body_html, message_id, queued_at FROM outbox WHERE channel = 'email'"
+            " AND status = 'sent'")).all()
+    built = []
+    for row in sent:
+        message = build_email(OutboxMessage(*[str(v) for v in row]), from_addr)
+        message.policy = None
+        built.append(message.as_bytes().removesuffix(b"\r\n") + b"\r\n")
+    return built
+
+
 def outbox(engine) -> dict:
     with engine.connect() as conn:
         return {r[0]: r[1:] for r in conn.execute(text(
@@ -116,6 +134,8 @@ def test_each_message_arrives_once_and_a_rerun_sends_nothing_new(engine, tmp_pat
     assert rows[f"{D}:A7:email"][:2] == ("permanent_failure", 1) and "550" in rows[f"{D}:A7:email"][2]
     assert rows[f"{D}:A7:sms"][0] == "permanent_failure" and "400" in rows[f"{D}:A7:sms"][2]
     assert f"{D}:A6:email" not in rows  # deceased: the policy queued nothing
+    # What the server received is, byte for byte, what `emails` left alone builds from each row.
+    assert sorted(smtp.raw) == sorted(built_by_emails_alone(engine, "billing@power.example"))
     # The holder name with <script> arrives escaped in the HTML part, as typed in the text part.
     a4 = next(m for m in smtp.messages if m["To"] == "a4@example.com")
     html = a4.get_body(("html",)).get_content()

@@ -132,6 +132,22 @@ def test_the_mime_message_carries_any_subject_as_it_was(subject):
     assert parsed.get_body(("html",)).get_content() == html_body
 
 
+def test_the_headers_folded_from_memory_are_the_bytes_emails_folds_itself():
+    """build_email lets ``emails`` fold a header it folded before from memory: message after
+    message (the same From, Date and part headers; other subjects, keys, addresses), the bytes
+    are those of ``emails`` with its own default policy."""
+    subjects = [("电费缴费提醒（户号 A1） 停电预先通知 " * 4).strip(), "Payment reminder",
+                "é" * 100 + "𝄞x" * 40]
+    for n in range(12):
+        msg = OutboxMessage(f"2026-11-16:A{n}:email", "2026-11-16", f"A{n}", "email",
+                            f"a{n}@example.com", f"{subjects[n % 3]} {n % 2}", "第一行\n" * (n + 1),
+                            "<p>王伟</p>\n" * n, f"<{n}@utility.example>",
+                            f"2026-11-1{n % 2}T00:30:00.000000Z")
+        alone = build_email(msg, "国网电力 <billing@utility.example>")
+        alone.policy = None
+        assert build_email(msg, "国网电力 <billing@utility.example>").as_bytes() == alone.as_bytes()
+
+
 @pytest.mark.parametrize("field", ["subject", "idem_key"])
 def test_a_line_break_in_a_header_value_is_refused_never_a_header_of_its_own(field):
     import emails.exc
