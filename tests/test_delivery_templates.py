@@ -107,6 +107,11 @@ def test_the_mime_message_keeps_the_escaping_and_the_deterministic_message_id():
     assert parsed["List-Unsubscribe"] == "<mailto:billing@utility.example?subject=unsubscribe%20A1>"
     html = parsed.get_body(("html",)).get_content()
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
+    # A sender with a display name (the connection's from_email): the opt-out is the address.
+    named = email_lib.message_from_bytes(
+        build_email(msg, "State Grid Billing <billing@utility.example>").as_bytes(), policy=policy.default)
+    assert named["List-Unsubscribe"] == "<mailto:billing@utility.example?subject=unsubscribe%20A1>"
+    assert named["From"].addresses[0].display_name == "State Grid Billing"
 
 
 @pytest.mark.parametrize("subject", [

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from email.policy import Compat32
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -119,7 +119,7 @@ def build_email(msg: OutboxMessage, from_addr: str):
                              message_id=msg.message_id, date=_date_header(msg.queued_at),
                              headers={"X-Arrears-Key": msg.idem_key,
                                       # one-click opt-out in mail clients, besides the text's
-                                      "List-Unsubscribe": f"<mailto:{from_addr}?subject="
+                                      "List-Unsubscribe": f"<mailto:{parseaddr(from_addr)[1]}?subject="
                                                           f"unsubscribe%20{quote(msg.account_id)}>"})
     message.policy = FOLDED_ONCE
 
