@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 KEYS_PER_LOOKUP = 50_000  # keys looked up at once for payments and case events
+# Their rows validated ahead while the server writes D's bills (kept in memory until then).
+ROWS_READ_AHEAD = 4 * KEYS_PER_LOOKUP
 
 
 class IngestError(RuntimeError):
@@ -357,13 +359,13 @@ class _Loader:
         return named
 
     def read_ahead(self, name: str, clean: Callable[[dict], dict]) -> tuple[Iterator, bool]:
-        """The file's first KEYS_PER_LOOKUP validated rows read now (while the connection is
+        """The file's first ROWS_READ_AHEAD validated rows read now (while the connection is
         busy in the background), then the rest; and whether that was the whole file."""
         if not (self.folder / name).exists():
             return iter(()), True
         rows = self.rows(name, clean)
-        ahead = list(islice(rows, KEYS_PER_LOOKUP))
-        return chain(ahead, rows), len(ahead) < KEYS_PER_LOOKUP
+        ahead = list(islice(rows, ROWS_READ_AHEAD))
+        return chain(ahead, rows), len(ahead) < ROWS_READ_AHEAD
 
     def load_remembered(self, name: str, table: str, key: str, clean: Callable[[dict], dict],
                         compare: tuple[str, ...], sightings: RowWriter,
