@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="steps after decisions (comma list; empty for none)")
     parser.add_argument("--no-workers", action="store_true", help="skip the 1-vs-2 workers run")
     parser.add_argument("--mail-limit", type=int, default=1000, help="emails sent to the SMTP sink")
-    parser.add_argument("--mail-sessions", type=int, default=2,
+    parser.add_argument("--mail-sessions", type=int, default=3,
                         help="SMTP connections (one process each) the mail and its baseline use")
     parser.add_argument("--letters-limit", type=int, default=300, help="lawyer letters drawn")
     parser.add_argument("--history-days", type=int, default=0,

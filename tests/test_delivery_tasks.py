@@ -143,7 +143,7 @@ def test_connections_are_read_the_way_operators_write_them(monkeypatch):
         SmtpTransport(get_connection("arrears_smtp"))
 
 
-@pytest.mark.parametrize("sessions, expected", [(None, 2), (1, 1), ("4", 4), (" 8 ", 8), (64, 64)])
+@pytest.mark.parametrize("sessions, expected", [(None, 3), (1, 1), ("4", 4), (" 8 ", 8), (64, 64)])
 def test_the_smtp_sessions_extra(monkeypatch, sessions, expected):
     from arrears.delivery.transports import SmtpTransport
     from arrears.settings import get_connection

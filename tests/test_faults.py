@@ -317,7 +317,7 @@ def test_worker_killed_in_the_middle_of_a_mail_batch_then_retried(folders, monke
         controller.stop()
 
 
-# Chunks of 3 over the connection's 2 sessions, even for the 12 messages of these tests.
+# Chunks of 3 over the connection's sessions (3 by default), even for the 12 messages of these tests.
 IN_SESSIONS = """
 import functools
 delivery.dispatch = functools.partial(delivery.dispatch, chunk=3, sessions_from=1)

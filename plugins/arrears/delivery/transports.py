@@ -136,7 +136,10 @@ def _smtp_code_failure(code: int, what: str) -> DeliveryError:
     return (PermanentFailure if 500 <= code < 600 else TransientFailure)(f"{code} {what}")
 
 
-SMTP_SESSIONS = 2   # SMTP connections a large batch is sent over at once (README: the outbox)
+# SMTP connections a large batch is sent over at once (README: the outbox). 3 on 2 cores: each
+# connection waits on the server's answers, and a third keeps the cores busy meanwhile (quiet,
+# 20,000 emails: 557-622 msgs/s against 409-520 over 2).
+SMTP_SESSIONS = 3
 
 
 def _sessions(extra: dict) -> int:
@@ -154,7 +157,7 @@ class SmtpTransport:
     """The ``arrears_smtp`` connection, with the SMTP provider's extras: ``from_email``,
     ``disable_ssl`` (default false: SMTPS), ``disable_tls`` (default false: STARTTLS when not
     SMTPS), ``timeout`` (seconds, default 30), ``local_hostname`` (EHLO name), ``sessions``
-    (connections a large batch uses at once, one process each, default 2)."""
+    (connections a large batch uses at once, one process each, default 3)."""
     name = "smtp"
 
     def __init__(self, conn):
