@@ -52,6 +52,23 @@ def test_a_connection_from_the_environment_is_parsed_without_airflow_orm(monkeyp
     assert database_url(conn).endswith("@db.internal:6543/collections?sslmode=require")
 
 
+@pytest.mark.parametrize("value, says", [
+    ("{not json", "cannot be parsed: Expecting property name"),
+    ('{"conn_type": "postgres", "bogus": 1}', "cannot be parsed: .*bogus"),
+    ('{"conn_type": "postgres", "port": "abc"}', "cannot be parsed: .*port"),
+    ("postgres://u@h:notaport/db", "cannot be parsed: Port could not be cast"),
+    ("postgres://u@h:99999999999/db", "cannot be parsed: Port out of range"),
+    ('{"conn_type": null}', "has type None: use sqlite or postgres"),
+    ("[1, 2]", "has type '': use sqlite or postgres"),
+])
+def test_a_hostile_connection_in_the_environment_is_a_clear_error(monkeypatch, value, says):
+    """The Task SDK's parser (every task's start-up) turns each into the settings' own error,
+    never a traceback from inside Airflow."""
+    monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", value)
+    with pytest.raises(SettingsError, match=says):
+        database_url(get_connection("arrears_db"))
+
+
 def test_unsupported_database_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ARREARS_DB", "mysql://u@h/db")
     with pytest.raises(SettingsError, match="use sqlite or postgres"):
