@@ -152,7 +152,11 @@ def _waiting_approval(api: Api, proc: subprocess.Popen, batch) -> dict:
         status, body = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/~/hitlDetails")
         assert status == 200, body
         # The newest waiting request is this test's: an earlier test's run may still be waiting.
-        waiting = sorted((h for h in body.get("hitl_details", []) if h.get("responded_at") is None),
+        # Only once its task has paused (awaiting_input): the request is written a moment before,
+        # and an answer in between is recorded but leaves dag.test(), which has no triggerer to
+        # notice it, waiting on the task forever.
+        waiting = sorted((h for h in body.get("hitl_details", []) if h.get("responded_at") is None
+                          and h["task_instance"].get("state") == "awaiting_input"),
                          key=lambda h: h["task_instance"]["dag_run_id"])
         if waiting:
             return waiting[-1]
