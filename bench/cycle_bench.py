@@ -416,7 +416,8 @@ def pictures(table: Table, work: Path, stem: str) -> str:
         profiles = [(label, sampled_profile.Summary.read_all(raws)) for label, raws in table.profiles]
         chart = sampled_profile.chart(profiles, work / f"{stem}-profile.png",
                                       "Our CPU by area of the code (py-spy)")
-        out.append(f"\n![our CPU by area]({chart.name})\n")
+        if chart:
+            out.append(f"\n![our CPU by area]({chart.name})\n")
         out += ["\n" + summary.markdown(label) for label, summary in profiles]
     return "".join(out)
 

@@ -1,7 +1,8 @@
 """A sampled profile of a step's Python: py-spy attached to the step's process and its children
 (the mail sessions, the letters' pool), summarised by area of the code (the package a sample's
-innermost frame is in) and by function. py-spy counts only threads that are running, so the shares
-are of our CPU, not of the wall time (cpu_share.py splits that).
+innermost frame is in) and by function. py-spy leaves out threads it sees idle, so the shares are
+mostly of our CPU, not of the wall time (cpu_share.py splits that); a thread blocked in a socket
+read is not always seen idle (the mail's `socket` share is largely waiting for the server).
 
 The raw stacks are kept beside the summary, in the collapsed format speedscope and flamegraph.pl
 read.
@@ -103,12 +104,14 @@ class Summary:
         return "\n".join(lines) + "\n"
 
 
-def chart(profiles: list[tuple[str, Summary]], path: Path, title: str, n: int = 8) -> Path:
-    """One panel a step: its top areas as a share of our samples."""
+def chart(profiles: list[tuple[str, Summary]], path: Path, title: str, n: int = 8) -> Path | None:
+    """One panel a step: its top areas as a share of our samples (None: no step had any)."""
+    profiles = [(label, s) for label, s in profiles if s.samples]
+    if not profiles:
+        return None
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    profiles = [(label, s) for label, s in profiles if s.samples]
     fig, axes = plt.subplots(len(profiles), 1, figsize=(9, 1.9 * len(profiles) + 0.6), squeeze=False)
     for ax, (label, summary) in zip(axes[:, 0], profiles):
         top = summary.top(summary.areas, n)

@@ -96,5 +96,10 @@ def test_the_charts_are_pictures(tmp_path):
     raw.write_text('process 1:"x";f (arrears/cycle/decide.py:1) 5\n')
     profile = sampled_profile.chart([("decisions", sampled_profile.Summary.read(raw))],
                                     tmp_path / "profile.png", "our CPU")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert sampled_profile.chart([("staging", sampled_profile.Summary.read(empty))],
+                                 tmp_path / "none.png", "our CPU") is None
+    assert not (tmp_path / "none.png").exists()
     for png in (cores, profile):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
